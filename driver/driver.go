@@ -1,0 +1,106 @@
+// Package driver owns the storage-driver interface, its optional
+// capabilities and the registry of driver constructors.
+//
+// CONTRACT: the exported signatures are fixed; driver/vfs (and later
+// driver/overlay) implement them. Every method that touches the disk takes
+// ctx first. The store serialises calls for one layer ID under
+// layers.lock; drivers need no locking of their own except for
+// process-wide state they keep.
+package driver
+
+import (
+	"context"
+	"errors"
+	"io"
+
+	"github.com/stowage/stowage/archive"
+	"github.com/stowage/stowage/internal/idmap"
+)
+
+// Sentinel errors.
+var (
+	ErrNotSupported  = errors.New("driver not supported")
+	ErrLayerUnknown  = errors.New("layer not known")
+	ErrBadMountOpt   = errors.New("mount option not supported")
+	ErrDriverUnknown = errors.New("unknown storage driver")
+)
+
+// Options are what the store hands a driver at construction.
+type Options struct {
+	Root           string   // the driver home, G/<name>
+	RunRoot        string   // R/<name>
+	ImageStores    []string // read-only additional image store roots (A); the driver home there is A/<name>
+	DriverOptions  []string // "key=value" with the "<name>." or "." prefix already stripped
+	UIDMap, GIDMap []idmap.IDMap
+}
+
+// CreateOptions describe a new layer.
+type CreateOptions struct {
+	MountLabel     string
+	UIDMap, GIDMap []idmap.IDMap // mapping the layer's files are owned in
+	ReadWrite      bool          // container layer
+}
+
+// MountOptions describe one Get.
+type MountOptions struct {
+	MountLabel     string
+	Options        []string // e.g. "ro"; vfs rejects everything else
+	UIDMap, GIDMap []idmap.IDMap
+}
+
+// ApplyOptions describe a diff applied to a layer.
+type ApplyOptions struct {
+	UIDMap, GIDMap    []idmap.IDMap
+	IgnoreChownErrors bool
+	Unpack            archive.UnpackOptions // TarSplit and trusted digests; maps/whiteouts are set by the driver
+}
+
+// Staged is a layer tree extracted outside the store locks, waiting to be
+// committed under layers.lock by CommitStaged, or discarded.
+type Staged struct {
+	Result archive.UnpackResult
+	// Driver-private state.
+	Dir     string // the staged tree
+	Cleanup func() error
+}
+
+// Driver is a storage driver.
+type Driver interface {
+	// Name is the driver name as recorded on disk ("vfs", "overlay").
+	Name() string
+	// Create makes an empty layer (a copy of parent for vfs).
+	Create(ctx context.Context, id, parent string, opts CreateOptions) error
+	// Remove deletes a layer; a missing layer is not an error.
+	Remove(ctx context.Context, id string) error
+	// Exists reports whether the layer's directory exists.
+	Exists(id string) bool
+	// Get mounts the layer (if the driver mounts) and returns its path.
+	Get(ctx context.Context, id string, opts MountOptions) (string, error)
+	// Put undoes one Get.
+	Put(ctx context.Context, id string) error
+	// StageDiff prepares a staged tree for a new layer on parent and
+	// extracts blob into it. It runs WITHOUT store locks.
+	StageDiff(ctx context.Context, parent string, blob io.Reader, opts ApplyOptions, create CreateOptions) (*Staged, error)
+	// CommitStaged makes s the layer id. Locking: layers.lock held for writing.
+	CommitStaged(ctx context.Context, id, parent string, s *Staged, opts CreateOptions) error
+	// ApplyDiff extracts blob into the existing layer id in place.
+	ApplyDiff(ctx context.Context, id, parent string, blob io.Reader, opts ApplyOptions) (archive.UnpackResult, error)
+	// Diff writes an uncompressed tar of the changes of id against parent.
+	Diff(ctx context.Context, w io.Writer, id, parent string, opts archive.ExportOptions) error
+	// Changes lists the changes of id against parent.
+	Changes(ctx context.Context, id, parent string) ([]archive.Change, error)
+	// DiffSize returns the size of the changes of id against parent.
+	DiffSize(ctx context.Context, id, parent string) (int64, error)
+	// OpenFile opens a file of layer id by its path in the layer's diff
+	// (used to reassemble tar-split diffs).
+	OpenFile(id, path string) (io.ReadCloser, error)
+	// ListLayers lists the layer directories the driver has on disk.
+	ListLayers() ([]string, error)
+	// Status returns driver status pairs (e.g. "Backing Filesystem").
+	Status() [][2]string
+	// Cleanup releases driver-level state at Shutdown.
+	Cleanup(ctx context.Context) error
+}
+
+// New constructs a driver.
+type New func(ctx context.Context, opts Options) (Driver, error)

@@ -1,0 +1,104 @@
+package store
+
+// This file fixes the exported API of *Store (the contract between the
+// store and the CLI). Bodies live in the other files of the package.
+
+import (
+	"time"
+
+	"github.com/opencontainers/go-digest"
+
+	"github.com/stowage/stowage/archive"
+	"github.com/stowage/stowage/internal/idmap"
+)
+
+// Options configure Open. The zero value of each field is the default.
+type Options struct {
+	GraphRoot  string // G
+	RunRoot    string // R
+	ImageStore string // optional split image store root (I)
+	// GraphDriverName is "vfs" or "overlay" ("overlay2" accepted); empty
+	// means detect: reuse the driver home found in GraphRoot, else the first usable.
+	GraphDriverName string
+	// GraphDriverOptions are "[driver].key=value" strings, e.g. "vfs.imagestore=/A".
+	GraphDriverOptions []string
+	TransientStore     bool
+	UIDMap, GIDMap     []idmap.IDMap // default mappings for new layers/containers
+}
+
+// IDMappingOptions select the ID mappings of a new layer or container.
+type IDMappingOptions struct {
+	HostUIDMapping, HostGIDMapping bool
+	UIDMap, GIDMap                 []idmap.IDMap
+}
+
+// LayerOptions describe CreateLayer and PutLayer.
+type LayerOptions struct {
+	ID         string // empty: random
+	Parent     string // nameOrID of the parent; empty: base layer
+	Names      []string
+	MountLabel string
+	ReadOnly   bool // an image layer, not a writable container layer
+	IDMapping  IDMappingOptions
+	Flags      map[string]any
+	// For PutLayer: trusted digests/sizes of the blob (zero: compute).
+	CompressedDigest   digest.Digest
+	CompressedSize     int64
+	UncompressedDigest digest.Digest
+}
+
+// ImageOptions describe CreateImage.
+type ImageOptions struct {
+	ID       string // empty: random
+	TopLayer string // nameOrID; empty: an image without layers
+	Names    []string
+	Digest   digest.Digest
+	Metadata string
+	Created  time.Time // zero: now
+	BigData  []BigDataItem
+	Flags    map[string]any
+}
+
+// BigDataItem is one big-data key and value.
+type BigDataItem struct {
+	Key    string
+	Data   []byte
+	Digest digest.Digest // optional; computed when empty
+}
+
+// ContainerOptions describe CreateContainer.
+type ContainerOptions struct {
+	ID         string // empty: random
+	Image      string // nameOrID; empty: a container without an image
+	Names      []string
+	Metadata   string
+	MountLabel string
+	Volatile   bool
+	IDMapping  IDMappingOptions
+	Flags      map[string]any
+}
+
+// MountOptions describe Mount and MountImage.
+type MountOptions struct {
+	MountLabel string
+	Options    []string
+}
+
+// DiffOptions describe Diff. A nil Compression keeps the layer's recorded compression.
+type DiffOptions struct {
+	Compression *archive.Compression
+}
+
+// Kind says what sort of object an ID or name resolved to.
+type Kind int
+
+const (
+	KindNone Kind = iota
+	KindLayer
+	KindImage
+	KindContainer
+)
+
+// ManifestDigester computes the digest recorded for an image big-data item
+// whose key starts with "manifest".
+type ManifestDigester func(data []byte) (digest.Digest, error)

@@ -1,0 +1,29 @@
+package store
+
+import "errors"
+
+// Sentinel errors; the texts are containers/storage's, which scripts match.
+var (
+	ErrLayerUnknown         = errors.New("layer not known")
+	ErrImageUnknown         = errors.New("image not known")
+	ErrContainerUnknown     = errors.New("container not known")
+	ErrNotALayer            = errors.New("identifier is not a layer")
+	ErrNotAnImage           = errors.New("identifier is not an image")
+	ErrNotAContainer        = errors.New("identifier is not a container")
+	ErrDuplicateID          = errors.New("that ID is already in use")
+	ErrDuplicateName        = errors.New("that name is already in use")
+	ErrLayerHasChildren     = errors.New("layer has children")
+	ErrLayerUsedByImage     = errors.New("layer is in use by an image")
+	ErrLayerUsedByContainer = errors.New("layer is in use by a container")
+	ErrImageUsedByContainer = errors.New("image is in use by a container")
+	ErrLayerNotMounted      = errors.New("layer is not mounted")
+	ErrParentUnknown        = errors.New("parent of layer not known")
+	ErrSizeUnknown          = errors.New("size is not known")
+	ErrDigestUnknown        = errors.New("could not compute digest of item")
+	ErrStoreIsReadOnly      = errors.New("called a write method on a read-only store")
+	ErrNotSupported         = errors.New("not supported")
+	ErrInvalidBigDataName   = errors.New("not a valid name for a big data item")
+	ErrLayerMounted         = errors.New("a layer is mounted")
+	ErrIncompleteOptions    = errors.New("no storage runroot or graphroot specified")
+	ErrCorruptMetadata      = errors.New("corrupt metadata")
+)
