@@ -35,15 +35,6 @@ func SyncTree(ctx context.Context, root string) error { return errors.New("fsx: 
 // Syncfs flushes the file system holding path.
 func Syncfs(path string) error { return errors.New("fsx: not implemented") }
 
-// Reflink makes dst share src's extents (FICLONE); ErrNotSupported where the FS can't.
-func Reflink(dst, src *os.File) error { return ErrNotSupported }
-
-// CopyTree copies the tree at src into the existing empty directory dst,
-// preserving modes, owners, times, xattrs, hard links, symlinks, devices and
-// fifos; regular files are reflinked where possible, else copy_file_range,
-// else read/write.
-func CopyTree(ctx context.Context, dst, src string) error { return errors.New("fsx: not implemented") }
-
 // RemoveAll removes path recursively, unmounting anything mounted below it
 // and clearing immutable flags; a missing path is not an error.
 func RemoveAll(path string) error { return os.RemoveAll(path) }
