@@ -173,3 +173,26 @@ sorted_tar_list() {
 json_field() {
 	jq -r "if type == \"array\" then .[0] else . end | .$2" <<<"$1"
 }
+
+# new_image [ARGS...] / new_container [ARGS...]: create one and print its ID
+# only (names printed by the create command are dropped).
+new_image() {
+	local out
+	out=$(storage --debug=false create-image "$@") || return 1
+	printf '%s\n' "${out%%$'\n'*}"
+}
+
+new_container() {
+	local out
+	out=$(storage --debug=false create-container "$@") || return 1
+	printf '%s\n' "${out%%$'\n'*}"
+}
+
+# bigdata_filename KEY: the file name a data item KEY is stored under.
+bigdata_filename() {
+	if [[ "$1" =~ ^[a-z0-9.]+$ ]]; then
+		printf '%s\n' "$1"
+	else
+		printf '=%s\n' "$(printf '%s' "$1" | base64 -w0)"
+	fi
+}

@@ -100,10 +100,8 @@ load helpers
 
 @test "layers: image and container owners are listed under their layers" {
 	base=$(new_layer)
-	image=$(storage --debug=false create-image -n img "$base")
-	image=${image%%$'\n'*}
-	container=$(storage --debug=false create-container -n ctr "$image")
-	container=${container%%$'\n'*}
+	image=$(new_image -n img "$base")
+	container=$(new_container -n ctr "$image")
 	clayer=$(storage --debug=false container -j "$container" | jq -r '.[0].layer')
 	run -0 storage --debug=false layers
 	[[ "$output" == *"$base"$'\n\t'"image: $image"$'\n\t\t'"name: img"* ]]
@@ -169,7 +167,7 @@ load helpers
 
 	storage --debug=false create-image "$layer" >/dev/null
 	i1=$(lock_token "$images_lock")
-	image=$(storage --debug=false create-image -n second "$layer2")
+	image=$(new_image -n second "$layer2")
 	i2=$(lock_token "$images_lock")
 	[ "$i1" != "$i2" ]
 	storage --debug=false images >/dev/null
