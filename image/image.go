@@ -1,5 +1,3 @@
-// Package image owns image records: images.json, the digest list, name
-// history and big-data bookkeeping.
 package image
 
 import (

@@ -1,0 +1,345 @@
+package layer
+
+// Locking: a Store's records and indexes are guarded by its layers.lock
+// (through internal/table). mountpoints.json is guarded by
+// mountpoints.lock, which is only taken while layers.lock is held (R or
+// W) and only briefly: see LockRead and the Mount* methods. The digest
+// indexes are rebuilt under the layers lock on every load.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+
+	"github.com/opencontainers/go-digest"
+
+	"github.com/stowage/stowage/internal/fsx"
+	"github.com/stowage/stowage/internal/table"
+)
+
+// IncompleteFlag marks a layer whose creation or deletion did not finish.
+const IncompleteFlag = "incomplete"
+
+// Location indexes of a layer Store.
+const (
+	LocStable     = 0
+	LocImageStore = 1
+	LocVolatile   = 2
+)
+
+// Options configure Open.
+type Options struct {
+	// Dir is <root>/<drv>-layers: layers.lock, layers.json, tar-splits, big data.
+	Dir string
+	// RunDir is R/<drv>-layers (mountpoints); empty for read-only stores.
+	RunDir string
+	// ImageStoreDir, if set, is I/<drv>-layers: read-only (image) layers are
+	// saved there and its layers.lock is taken together with Dir's.
+	ImageStoreDir string
+	// VolatileDir holds volatile-layers.json (Dir, or RunDir in transient mode).
+	VolatileDir string
+	ReadOnly    bool
+	// RemoveLayer removes whatever the driver and the store keep for an
+	// incomplete layer found at load (driver dir, tar-split, big data);
+	// called with the write lock held.
+	RemoveLayer func(ctx context.Context, id string) error
+}
+
+// Store is one layer store (the primary read-write one or a read-only
+// additional store).
+type Store struct {
+	// Fixed at construction; safe without locks.
+	opts   Options
+	t      *table.Table[Layer]
+	mounts *table.Table[MountPoint] // nil for read-only stores
+
+	// Guarded by the layers lock; rebuilt on every load.
+	byCompressed   map[digest.Digest][]string
+	byUncompressed map[digest.Digest][]string
+	byTOC          map[digest.Digest][]string
+}
+
+// Open prepares the store; nothing is read until the first lock.
+func Open(opts Options) (*Store, error) {
+	if opts.VolatileDir == "" {
+		opts.VolatileDir = opts.Dir
+	}
+	if !opts.ReadOnly {
+		if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
+			return nil, err
+		}
+	}
+	s := &Store{opts: opts}
+	locs := []table.Location{
+		{Path: filepath.Join(opts.Dir, "layers.json")},
+		{Path: filepath.Join(opts.Dir, "layers.json")}, // replaced below when an image store is set
+		{Path: filepath.Join(opts.VolatileDir, "volatile-layers.json"), Volatile: true},
+	}
+	var extra []string
+	if opts.ImageStoreDir != "" {
+		if err := os.MkdirAll(opts.ImageStoreDir, 0o700); err != nil {
+			return nil, err
+		}
+		locs[LocImageStore].Path = filepath.Join(opts.ImageStoreDir, "layers.json")
+		extra = append(extra, filepath.Join(opts.ImageStoreDir, "layers.lock"))
+	} else {
+		locs[LocImageStore].Path = "" // no image store: the table skips this location
+	}
+	if opts.ReadOnly {
+		locs = locs[:1] // read-only stores: layers.json only
+	}
+	t, err := table.New(table.Options[Layer]{
+		LockPath:       filepath.Join(opts.Dir, "layers.lock"),
+		ExtraLockPaths: extra,
+		ReadOnly:       opts.ReadOnly,
+		Locations:      locs,
+		TrackMtime:     true,
+		ID:             func(l *Layer) string { return l.ID },
+		Names:          func(l *Layer) *[]string { return &l.Names },
+		Loaded:         s.loaded,
+		NeedsRepair:    needsRepair,
+		Repair:         s.repair,
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.t = t
+	if !opts.ReadOnly && opts.RunDir != "" {
+		if err := os.MkdirAll(opts.RunDir, 0o700); err != nil {
+			return nil, err
+		}
+		m, err := table.New(table.Options[MountPoint]{
+			LockPath:  filepath.Join(opts.RunDir, "mountpoints.lock"),
+			Locations: []table.Location{{Path: filepath.Join(opts.RunDir, "mountpoints.json")}},
+			ID:        func(m *MountPoint) string { return m.ID },
+		})
+		if err != nil {
+			return nil, err
+		}
+		s.mounts = m
+	}
+	return s, nil
+}
+
+// Dir returns the store's <drv>-layers directory.
+func (s *Store) Dir() string { return s.opts.Dir }
+
+// ReadOnly reports whether this is a read-only (additional) store.
+func (s *Store) ReadOnly() bool { return s.opts.ReadOnly }
+
+// LockRead takes layers.lock for reading (reloading and repairing as needed).
+func (s *Store) LockRead(ctx context.Context) (func(), error) { return s.t.LockRead(ctx) }
+
+// LockWrite takes layers.lock for writing (reloading and repairing as needed).
+func (s *Store) LockWrite(ctx context.Context) (func(), error) { return s.t.LockWrite(ctx) }
+
+func (s *Store) loaded(recs []*Layer) error {
+	s.byCompressed = map[digest.Digest][]string{}
+	s.byUncompressed = map[digest.Digest][]string{}
+	s.byTOC = map[digest.Digest][]string{}
+	for _, l := range recs {
+		l.ReadOnly = s.opts.ReadOnly
+		l.Volatile = false
+		if l.CompressedDigest != "" {
+			s.byCompressed[l.CompressedDigest] = append(s.byCompressed[l.CompressedDigest], l.ID)
+		}
+		if l.UncompressedDigest != "" {
+			s.byUncompressed[l.UncompressedDigest] = append(s.byUncompressed[l.UncompressedDigest], l.ID)
+		}
+		if l.TOCDigest != "" {
+			s.byTOC[l.TOCDigest] = append(s.byTOC[l.TOCDigest], l.ID)
+		}
+	}
+	for _, l := range recs {
+		if s.t != nil && s.t.Location(l.ID) == LocVolatile {
+			l.Volatile = true
+		}
+	}
+	return nil
+}
+
+// Incomplete reports whether a record carries flags.incomplete == true.
+func Incomplete(l *Layer) bool {
+	v, ok := l.Flags[IncompleteFlag].(bool)
+	return ok && v
+}
+
+func needsRepair(recs []*Layer) bool {
+	return slices.ContainsFunc(recs, Incomplete)
+}
+
+// repair removes every incomplete layer completely and saves.
+//
+// Locking: layers.lock held for writing.
+func (s *Store) repair(ctx context.Context) error {
+	var ids []string
+	for _, l := range s.t.All() {
+		if Incomplete(l) {
+			ids = append(ids, l.ID)
+		}
+	}
+	for _, id := range ids {
+		if s.opts.RemoveLayer != nil {
+			if err := s.opts.RemoveLayer(ctx, id); err != nil {
+				return fmt.Errorf("removing incomplete layer %s: %w", id, err)
+			}
+		}
+		if err := s.RemoveFiles(id); err != nil {
+			return fmt.Errorf("removing incomplete layer %s: %w", id, err)
+		}
+		s.t.Remove(id)
+	}
+	return s.Save(ctx)
+}
+
+// RemoveFiles deletes a layer's tar-split and big-data directory.
+//
+// Locking: layers.lock held for writing.
+func (s *Store) RemoveFiles(id string) error {
+	if err := os.Remove(s.TarSplitPath(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return fsx.RemoveAll(s.BigDataDir(id))
+}
+
+// Save writes the records, then rewrites mountpoints.json as upstream does.
+//
+// Locking: layers.lock held for writing.
+func (s *Store) Save(ctx context.Context) error {
+	return s.t.Save(ctx)
+}
+
+// All returns the live records. Locking: layers.lock held.
+func (s *Store) All() []*Layer { return s.t.All() }
+
+// Get returns the layer with exactly this ID. Locking: layers.lock held.
+func (s *Store) Get(id string) (*Layer, bool) { return s.t.Get(id) }
+
+// Lookup resolves an ID, a name or a unique ID prefix. Locking: layers.lock held.
+func (s *Store) Lookup(nameOrID string) (*Layer, bool) { return s.t.Lookup(nameOrID) }
+
+// CheckNew reports whether a layer with id and names could be added. Locking: layers.lock held.
+func (s *Store) CheckNew(id string, names []string) error { return s.t.CheckNew(id, names) }
+
+// Add appends a record at loc. Locking: layers.lock held for writing.
+func (s *Store) Add(l *Layer, loc int) error {
+	if s.opts.ImageStoreDir == "" && loc == LocImageStore {
+		loc = LocStable
+	}
+	if err := s.t.Add(l, loc); err != nil {
+		return err
+	}
+	s.index(l)
+	l.Volatile = loc == LocVolatile
+	return nil
+}
+
+func (s *Store) index(l *Layer) {
+	if l.CompressedDigest != "" && !slices.Contains(s.byCompressed[l.CompressedDigest], l.ID) {
+		s.byCompressed[l.CompressedDigest] = append(s.byCompressed[l.CompressedDigest], l.ID)
+	}
+	if l.UncompressedDigest != "" && !slices.Contains(s.byUncompressed[l.UncompressedDigest], l.ID) {
+		s.byUncompressed[l.UncompressedDigest] = append(s.byUncompressed[l.UncompressedDigest], l.ID)
+	}
+	if l.TOCDigest != "" && !slices.Contains(s.byTOC[l.TOCDigest], l.ID) {
+		s.byTOC[l.TOCDigest] = append(s.byTOC[l.TOCDigest], l.ID)
+	}
+}
+
+// Update marks a changed record for saving and re-indexes its digests.
+// Locking: layers.lock held for writing.
+func (s *Store) Update(l *Layer) {
+	s.t.Touch(l.ID)
+	s.index(l)
+}
+
+// Remove drops a record (not its files). Locking: layers.lock held for writing.
+func (s *Store) Remove(id string) {
+	s.t.Remove(id)
+	for _, m := range []map[digest.Digest][]string{s.byCompressed, s.byUncompressed, s.byTOC} {
+		for d, ids := range m {
+			m[d] = slices.DeleteFunc(ids, func(x string) bool { return x == id })
+			if len(m[d]) == 0 {
+				delete(m, d)
+			}
+		}
+	}
+}
+
+// SetNames replaces a layer's names, stealing them from other layers.
+// Locking: layers.lock held for writing.
+func (s *Store) SetNames(id string, names []string) error {
+	_, err := s.t.SetNames(id, names)
+	return err
+}
+
+// ByDigest returns the IDs of layers whose compressed, uncompressed or TOC
+// digest is d, in that order of preference. Locking: layers.lock held.
+func (s *Store) ByDigest(d digest.Digest) []string {
+	var out []string
+	for _, m := range []map[digest.Digest][]string{s.byUncompressed, s.byTOC, s.byCompressed} {
+		for _, id := range m[d] {
+			if !slices.Contains(out, id) {
+				out = append(out, id)
+			}
+		}
+	}
+	return out
+}
+
+// ByCompressedDigest etc. return the index entries. Locking: layers.lock held.
+func (s *Store) ByCompressedDigest(d digest.Digest) []string { return slices.Clone(s.byCompressed[d]) }
+
+// ByUncompressedDigest returns layer IDs by diff digest. Locking: layers.lock held.
+func (s *Store) ByUncompressedDigest(d digest.Digest) []string {
+	return slices.Clone(s.byUncompressed[d])
+}
+
+// ByTOCDigest returns layer IDs by TOC digest. Locking: layers.lock held.
+func (s *Store) ByTOCDigest(d digest.Digest) []string { return slices.Clone(s.byTOC[d]) }
+
+// TarSplitPath returns <dir>/<id>.tar-split.gz.
+func (s *Store) TarSplitPath(id string) string {
+	return filepath.Join(s.opts.Dir, id+".tar-split.gz")
+}
+
+// BigDataDir returns <dir>/<id>.
+func (s *Store) BigDataDir(id string) string { return filepath.Join(s.opts.Dir, id) }
+
+// BigDataPath returns the file of one big-data key.
+func (s *Store) BigDataPath(id, key string) (string, error) {
+	name, err := table.BigDataFileName(key)
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(s.BigDataDir(id), name), nil
+}
+
+// Copy returns a deep copy of a record (the caller's snapshot).
+func Copy(l *Layer) Layer {
+	c := *l
+	c.Names = slices.Clone(l.Names)
+	c.UIDs = slices.Clone(l.UIDs)
+	c.GIDs = slices.Clone(l.GIDs)
+	c.UIDMap = slices.Clone(l.UIDMap)
+	c.GIDMap = slices.Clone(l.GIDMap)
+	c.BigDataNames = slices.Clone(l.BigDataNames)
+	c.Flags = CloneFlags(l.Flags)
+	return c
+}
+
+// CloneFlags copies a flags map (values are shared; they are JSON scalars
+// or treated as immutable).
+func CloneFlags(f map[string]any) map[string]any {
+	if f == nil {
+		return nil
+	}
+	out := make(map[string]any, len(f))
+	for k, v := range f {
+		out[k] = v
+	}
+	return out
+}
