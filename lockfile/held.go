@@ -1,0 +1,125 @@
+package lockfile
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+)
+
+// Held is a non-blocking exclusive lock on a temp-dir or staging lock file,
+// taken on its own open file description: it conflicts with every other
+// lock on the file, including other Held values and Files of this process.
+type Held struct {
+	// Fixed at construction; safe without locks.
+	path string
+
+	mu sync.Mutex
+	f  *os.File // guarded by mu; nil once released
+}
+
+// tryLockAttempts bounds the retries when the path is replaced between our
+// open and our lock (another owner unlinked it).
+const tryLockAttempts = 8
+
+// TryLock creates (if needed) and locks path without blocking; ErrLocked if
+// another owner (in any process, or this one) holds it. On success the
+// locked file is still the one at path (not one unlinked meanwhile).
+func TryLock(path string) (*Held, error) { return tryLock(path, false) }
+
+// TryLockNew creates path with O_EXCL and locks it without blocking. It
+// fails with an error matching os.ErrExist if path already exists, and with
+// ErrLocked if someone else locked or removed the new file first.
+func TryLockNew(path string) (*Held, error) { return tryLock(path, true) }
+
+func tryLock(path string, exclusive bool) (*Held, error) {
+	flags := os.O_RDWR | os.O_CREATE
+	if exclusive {
+		flags |= os.O_EXCL
+	}
+	for range tryLockAttempts {
+		f, err := os.OpenFile(path, flags, 0o644)
+		if err != nil {
+			return nil, fmt.Errorf("opening lock file: %w", err)
+		}
+		if err := setLock(f, modeWrite); err != nil {
+			_ = f.Close()
+			if errors.Is(err, errWouldBlock) {
+				return nil, fmt.Errorf("%s: %w", path, ErrLocked)
+			}
+			return nil, fmt.Errorf("locking %s: %w", path, err)
+		}
+		same, err := isSameFile(f, path)
+		if err != nil {
+			_ = f.Close()
+			return nil, err
+		}
+		if same {
+			return &Held{path: path, f: f}, nil
+		}
+		// The file we locked was unlinked (its owner removed it): the path
+		// now names another file or nothing.
+		_ = f.Close()
+		if exclusive {
+			return nil, fmt.Errorf("%s: removed while being created: %w", path, ErrLocked)
+		}
+	}
+	return nil, fmt.Errorf("%s: replaced repeatedly while locking: %w", path, ErrLocked)
+}
+
+// isSameFile reports whether path still names the open file f.
+func isSameFile(f *os.File, path string) (bool, error) {
+	fi, err := f.Stat()
+	if err != nil {
+		return false, fmt.Errorf("stat %s: %w", path, err)
+	}
+	pi, err := os.Lstat(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return os.SameFile(fi, pi), nil
+}
+
+// Path returns the locked file's path.
+func (h *Held) Path() string { return h.path }
+
+// Release unlocks and closes. It is idempotent.
+func (h *Held) Release() error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.releaseLocked()
+}
+
+func (h *Held) releaseLocked() error {
+	if h.f == nil {
+		return nil
+	}
+	f := h.f
+	h.f = nil
+	// Closing the only descriptor of the open file description drops the
+	// OFD lock; unlock explicitly anyway so a leaked dup cannot keep it.
+	_ = setLock(f, modeUnlock)
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("closing lock file %s: %w", h.path, err)
+	}
+	return nil
+}
+
+// Remove unlinks the lock file while still holding it, then releases it, so
+// nobody can lock the old file and believe it is current. Calling it after
+// Release (or Remove) does nothing.
+func (h *Held) Remove() error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.f == nil {
+		return nil
+	}
+	rmErr := os.Remove(h.path)
+	if errors.Is(rmErr, os.ErrNotExist) {
+		rmErr = nil
+	}
+	return errors.Join(rmErr, h.releaseLocked())
+}
