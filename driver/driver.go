@@ -102,5 +102,13 @@ type Driver interface {
 	Cleanup(ctx context.Context) error
 }
 
+// TempDirRecoverer is an optional capability of drivers that keep staging
+// temp dirs (the lock-<n>/temp-dir-<n> protocol) under their home. The store
+// calls RecoverStaleTempDirs when it opens a read-write layer store; it
+// removes only temp dirs whose owner no longer holds their lock.
+type TempDirRecoverer interface {
+	RecoverStaleTempDirs(ctx context.Context) error
+}
+
 // New constructs a driver.
 type New func(ctx context.Context, opts Options) (Driver, error)

@@ -1,15 +1,302 @@
-// Package vfs owns the vfs driver: every layer a full copy of its parent
-// under G/vfs/dir/<id>, reflinked where the file system can.
 package vfs
 
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/stowage/stowage/driver"
+	"github.com/stowage/stowage/internal/fsx"
+	"github.com/stowage/stowage/internal/idmap"
+	"github.com/stowage/stowage/staging"
 )
 
-// New constructs the vfs driver.
+// Name is the driver name recorded on disk.
+const Name = "vfs"
+
+// defaultPerms is the mode of a layer root without a parent.
+const defaultPerms = 0o555
+
+// Driver is the vfs driver. Its fields are fixed at construction, so one
+// value is safe for concurrent use; the store serialises calls per layer.
+type Driver struct {
+	home              string   // G/vfs
+	imageStores       []string // A/vfs for each read-only image store, in order
+	uidMap, gidMap    []idmap.IDMap
+	ignoreChownErrors bool
+}
+
+var (
+	_ driver.Driver           = (*Driver)(nil)
+	_ driver.TempDirRecoverer = (*Driver)(nil)
+)
+
+// New constructs the vfs driver, creating its home (0700, owned by the
+// mapped root) if needed. Driver options: "imagestore=" (already turned
+// into opts.ImageStores by the store, ignored here) and
+// "ignore_chown_errors=<bool>"; any other key is an error, with the
+// reference's message.
 func New(ctx context.Context, opts driver.Options) (driver.Driver, error) {
-	return nil, errors.New("vfs: not implemented")
+	if opts.Root == "" {
+		return nil, errors.New("vfs: driver home (Options.Root) is empty")
+	}
+	d := &Driver{home: opts.Root, uidMap: opts.UIDMap, gidMap: opts.GIDMap}
+	for _, o := range opts.DriverOptions {
+		if err := d.parseOption(o); err != nil {
+			return nil, err
+		}
+	}
+	for _, a := range opts.ImageStores {
+		d.imageStores = append(d.imageStores, filepath.Join(a, Name))
+	}
+	uid, gid, err := idmap.RootPair(d.uidMap, d.gidMap)
+	if err != nil {
+		return nil, fmt.Errorf("vfs: mapped root: %w", err)
+	}
+	if err := mkdirAllOwned(d.home, 0o700, uid, gid); err != nil {
+		return nil, fmt.Errorf("vfs: %w", err)
+	}
+	return d, nil
+}
+
+// parseOption applies one "key=value" option (prefix already stripped).
+func (d *Driver) parseOption(o string) error {
+	key, val, ok := strings.Cut(o, "=")
+	if !ok {
+		return fmt.Errorf("unable to parse key/value option: %s", o)
+	}
+	key, val = strings.ToLower(strings.TrimSpace(key)), strings.TrimSpace(val)
+	switch key {
+	case "imagestore":
+		// The store already parsed these into Options.ImageStores.
+	case "mountopt":
+		return errors.New("vfs driver does not support mount options")
+	case "ignore_chown_errors":
+		b, err := strconv.ParseBool(val)
+		if err != nil {
+			return err
+		}
+		d.ignoreChownErrors = b
+	default:
+		// The reference prints the key with its "vfs." prefix.
+		return fmt.Errorf("vfs driver does not support vfs.%s options", key)
+	}
+	return nil
+}
+
+// Name returns "vfs".
+func (d *Driver) Name() string { return Name }
+
+// layersDir is G/vfs/dir.
+func (d *Driver) layersDir() string { return filepath.Join(d.home, "dir") }
+
+// ownDir is the layer's directory in the read-write home.
+func (d *Driver) ownDir(id string) string { return filepath.Join(d.layersDir(), id) }
+
+// checkID rejects IDs that are not a single path component.
+func checkID(id string) error {
+	if id == "" || id == "." || id == ".." || strings.ContainsAny(id, "/\x00") {
+		return fmt.Errorf("vfs: invalid layer ID %q", id)
+	}
+	return nil
+}
+
+// lookup returns the directory of layer id: the home first, then each
+// read-only image store. A missing layer wraps driver.ErrLayerUnknown.
+func (d *Driver) lookup(id string) (string, error) {
+	if err := checkID(id); err != nil {
+		return "", err
+	}
+	homes := append([]string{d.home}, d.imageStores...)
+	for _, h := range homes {
+		p := filepath.Join(h, "dir", id)
+		if fi, err := os.Stat(p); err == nil && fi.IsDir() {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("vfs layer %s: %w", id, driver.ErrLayerUnknown)
+}
+
+// rootAttrs returns the mode and owner a new layer root gets: those of the
+// parent's root, else 0555 owned by the root of maps (or the driver's).
+func (d *Driver) rootAttrs(parent string, uidMap, gidMap []idmap.IDMap) (parentDir string, mode uint32, uid, gid int, err error) {
+	if parent != "" {
+		if parentDir, err = d.lookup(parent); err != nil {
+			return "", 0, 0, 0, err
+		}
+		var st unix.Stat_t
+		if err := unix.Stat(parentDir, &st); err != nil {
+			if errors.Is(err, unix.ENOENT) {
+				return "", 0, 0, 0, fmt.Errorf("vfs layer %s: %w", parent, driver.ErrLayerUnknown)
+			}
+			return "", 0, 0, 0, &os.PathError{Op: "stat", Path: parentDir, Err: err}
+		}
+		return parentDir, st.Mode & 0o7777, int(st.Uid), int(st.Gid), nil
+	}
+	if len(uidMap) == 0 && len(gidMap) == 0 {
+		uidMap, gidMap = d.uidMap, d.gidMap
+	}
+	uid, gid, err = idmap.RootPair(uidMap, gidMap)
+	if err != nil {
+		return "", 0, 0, 0, fmt.Errorf("vfs: mapped root: %w", err)
+	}
+	return "", defaultPerms, uid, gid, nil
+}
+
+// makeLayerRoot creates dir with exactly mode and owner, then fills it with a
+// copy of parentDir when there is a parent. It fails if dir exists; on any
+// later error it removes what it created.
+func makeLayerRoot(ctx context.Context, dir, parentDir string, mode uint32, uid, gid int) (retErr error) {
+	if err := unix.Mkdir(dir, 0o700); err != nil {
+		return &os.PathError{Op: "mkdir", Path: dir, Err: err}
+	}
+	defer func() {
+		if retErr != nil {
+			_ = fsx.RemoveAll(dir) // retErr is what the caller needs
+		}
+	}()
+	if err := os.Lchown(dir, uid, gid); err != nil {
+		return err
+	}
+	if err := unix.Chmod(dir, mode); err != nil { // after chown, which clears set-ID bits
+		return &os.PathError{Op: "chmod", Path: dir, Err: err}
+	}
+	if parentDir == "" {
+		return nil
+	}
+	if err := fsx.CopyTree(ctx, dir, parentDir); err != nil {
+		if _, serr := os.Stat(parentDir); errors.Is(serr, fs.ErrNotExist) {
+			return fmt.Errorf("parent %s vanished: %w: %w", parentDir, driver.ErrLayerUnknown, err)
+		}
+		return err
+	}
+	return nil
+}
+
+// mkdirAllOwned makes path and its missing parents with mode, owning the
+// ones it creates to uid:gid.
+func mkdirAllOwned(path string, mode os.FileMode, uid, gid int) error {
+	if fi, err := os.Stat(path); err == nil {
+		if !fi.IsDir() {
+			return fmt.Errorf("%s: not a directory", path)
+		}
+		return nil
+	}
+	if err := mkdirAllOwned(filepath.Dir(path), mode, uid, gid); err != nil {
+		return err
+	}
+	if err := os.Mkdir(path, mode); err != nil && !errors.Is(err, fs.ErrExist) {
+		return err
+	}
+	return os.Lchown(path, uid, gid)
+}
+
+// Create makes layer id: a directory with the parent's root mode and owner
+// (else 0555 owned by the mapped root) holding a copy of the parent's tree.
+// It fails if the layer directory already exists. On error, including a
+// cancelled ctx, nothing of the new layer remains. MountLabel is ignored
+// (no SELinux labelling).
+func (d *Driver) Create(ctx context.Context, id, parent string, opts driver.CreateOptions) error {
+	if err := checkID(id); err != nil {
+		return err
+	}
+	parentDir, mode, uid, gid, err := d.rootAttrs(parent, opts.UIDMap, opts.GIDMap)
+	if err != nil {
+		return err
+	}
+	if err := d.ensureLayersDir(); err != nil {
+		return err
+	}
+	if err := makeLayerRoot(ctx, d.ownDir(id), parentDir, mode, uid, gid); err != nil {
+		return fmt.Errorf("vfs create %s: %w", id, err)
+	}
+	return nil
+}
+
+// ensureLayersDir makes G/vfs/dir (0700, owned by the mapped root).
+func (d *Driver) ensureLayersDir() error {
+	uid, gid, err := idmap.RootPair(d.uidMap, d.gidMap)
+	if err != nil {
+		return fmt.Errorf("vfs: mapped root: %w", err)
+	}
+	return mkdirAllOwned(d.layersDir(), 0o700, uid, gid)
+}
+
+// Remove deletes layer id from the home; a missing layer is not an error.
+// Layers of read-only image stores are never touched.
+func (d *Driver) Remove(ctx context.Context, id string) error {
+	if err := checkID(id); err != nil {
+		return err
+	}
+	if err := fsx.RemoveAll(d.ownDir(id)); err != nil {
+		return fmt.Errorf("vfs remove %s: %w", id, err)
+	}
+	return nil
+}
+
+// Exists reports whether layer id has a directory in the home or in a
+// read-only image store.
+func (d *Driver) Exists(id string) bool {
+	_, err := d.lookup(id)
+	return err == nil
+}
+
+// Get returns the layer's directory. The only accepted mount option is
+// "ro" (which vfs does not enforce); others fail wrapping ErrBadMountOpt.
+func (d *Driver) Get(ctx context.Context, id string, opts driver.MountOptions) (string, error) {
+	for _, o := range opts.Options {
+		if o != "ro" {
+			return "", fmt.Errorf("vfs driver does not support mount options (%q): %w", o, driver.ErrBadMountOpt)
+		}
+	}
+	return d.lookup(id)
+}
+
+// Put undoes Get; vfs has nothing to undo.
+func (d *Driver) Put(ctx context.Context, id string) error { return nil }
+
+// ListLayers lists every directory under G/vfs/dir (not the image stores').
+func (d *Driver) ListLayers() ([]string, error) {
+	entries, err := os.ReadDir(d.layersDir())
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("vfs list layers: %w", err)
+	}
+	var ids []string
+	for _, e := range entries {
+		if e.IsDir() {
+			ids = append(ids, e.Name())
+		}
+	}
+	return ids, nil
+}
+
+// Status returns no pairs: vfs has no status to report.
+func (d *Driver) Status() [][2]string { return nil }
+
+// Cleanup releases nothing: vfs keeps no mounts or process state.
+func (d *Driver) Cleanup(ctx context.Context) error { return nil }
+
+// tempRoot is where staged layers and deferred deletions live.
+func (d *Driver) tempRoot() string { return filepath.Join(d.home, "tempdirs") }
+
+// RecoverStaleTempDirs removes temp dirs under G/vfs/tempdirs whose owner
+// died (their lock is free); live owners' dirs are left alone.
+func (d *Driver) RecoverStaleTempDirs(ctx context.Context) error {
+	if _, err := os.Stat(d.tempRoot()); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err := staging.RecoverStale(d.tempRoot()); err != nil {
+		return fmt.Errorf("vfs: %w", err)
+	}
+	return nil
 }

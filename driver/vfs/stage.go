@@ -1,0 +1,134 @@
+package vfs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/stowage/stowage/archive"
+	"github.com/stowage/stowage/driver"
+	"github.com/stowage/stowage/internal/fsx"
+	"github.com/stowage/stowage/staging"
+)
+
+// unpackOptions turns the driver-level apply options into archive options:
+// naive whiteouts (deletions) and the ID maps of the layer.
+func (d *Driver) unpackOptions(opts driver.ApplyOptions) archive.UnpackOptions {
+	u := opts.Unpack
+	u.UIDMap, u.GIDMap = opts.UIDMap, opts.GIDMap
+	u.Whiteouts = archive.WhiteoutDelete
+	u.OpaqueXattr = ""
+	u.IgnoreChownErrors = opts.IgnoreChownErrors || d.ignoreChownErrors
+	return u
+}
+
+// StageDiff builds a new layer on parent in a staging temp dir under
+// G/vfs/tempdirs, without store locks: a root with the parent's mode and
+// owner (else 0555 owned by the root of create's maps, else of the
+// driver's), a copy of the parent's tree, then blob unpacked into it with
+// whiteouts applied as deletions.
+//
+// A parent that does not exist, or vanishes during the copy, is reported
+// wrapping driver.ErrLayerUnknown. On any error, including a cancelled ctx,
+// the temp dir is removed. On success the caller owns the Staged value and
+// must either CommitStaged it or call its Cleanup.
+func (d *Driver) StageDiff(ctx context.Context, parent string, blob io.Reader, opts driver.ApplyOptions, create driver.CreateOptions) (_ *driver.Staged, retErr error) {
+	uidMap, gidMap := create.UIDMap, create.GIDMap
+	if len(uidMap) == 0 && len(gidMap) == 0 {
+		uidMap, gidMap = opts.UIDMap, opts.GIDMap
+	}
+	parentDir, mode, uid, gid, err := d.rootAttrs(parent, uidMap, gidMap)
+	if err != nil {
+		return nil, err
+	}
+	tmp, err := staging.New(d.tempRoot())
+	if err != nil {
+		return nil, fmt.Errorf("vfs stage: %w", err)
+	}
+	defer func() {
+		if retErr != nil {
+			_ = tmp.Cleanup() // retErr is what the caller needs; recovery reclaims leftovers
+		}
+	}()
+	dir := tmp.Addition()
+	if err := makeLayerRoot(ctx, dir, parentDir, mode, uid, gid); err != nil {
+		return nil, fmt.Errorf("vfs stage on %q: %w", parent, err)
+	}
+	res, err := archive.Unpack(ctx, dir, blob, d.unpackOptions(opts))
+	if err != nil {
+		return nil, fmt.Errorf("vfs stage: %w", err)
+	}
+	return &driver.Staged{Result: res, Dir: dir, Cleanup: tmp.Cleanup}, nil
+}
+
+// CommitStaged makes the staged tree s the layer id: it fsyncs the tree,
+// renames it to G/vfs/dir/<id> (failing if that exists), fsyncs G/vfs/dir
+// and removes the staging temp dir. parent and opts are unused: the staged
+// tree already is the parent's copy with the diff applied.
+//
+// Locking: layers.lock held for writing (by the store).
+func (d *Driver) CommitStaged(ctx context.Context, id, parent string, s *driver.Staged, opts driver.CreateOptions) error {
+	if err := checkID(id); err != nil {
+		return err
+	}
+	if s == nil || s.Dir == "" {
+		return errors.New("vfs commit: no staged layer")
+	}
+	if err := d.ensureLayersDir(); err != nil {
+		return fmt.Errorf("vfs commit %s: %w", id, err)
+	}
+	if err := fsx.SyncTree(ctx, s.Dir); err != nil {
+		return fmt.Errorf("vfs commit %s: %w", id, err)
+	}
+	target := d.ownDir(id)
+	if err := renameNoReplace(s.Dir, target); err != nil {
+		return fmt.Errorf("vfs commit %s: %w", id, err)
+	}
+	// Commit point: the layer directory is visible to other processes.
+	if err := fsx.SyncDir(d.layersDir()); err != nil {
+		return fmt.Errorf("vfs commit %s: the layer directory may not survive a crash: %w", id, err)
+	}
+	if s.Cleanup != nil {
+		_ = s.Cleanup() // only an empty temp dir is left; stale recovery reclaims it
+	}
+	return nil
+}
+
+// renameNoReplace renames src to dst, failing if dst exists (even as an
+// empty directory, which plain rename would replace).
+func renameNoReplace(src, dst string) error {
+	err := unix.Renameat2(unix.AT_FDCWD, src, unix.AT_FDCWD, dst, unix.RENAME_NOREPLACE)
+	if err == nil {
+		return nil
+	}
+	if !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOSYS) {
+		return &os.LinkError{Op: "rename", Old: src, New: dst, Err: err}
+	}
+	// File system without RENAME_NOREPLACE: check, then rename.
+	if _, err := os.Lstat(dst); err == nil {
+		return &os.LinkError{Op: "rename", Old: src, New: dst, Err: unix.EEXIST}
+	}
+	return os.Rename(src, dst)
+}
+
+// ApplyDiff unpacks blob into the existing layer id in place (whiteouts as
+// deletions). Only layers in the home can be written. On error the layer
+// holds a partial diff; the store removes the layer.
+func (d *Driver) ApplyDiff(ctx context.Context, id, parent string, blob io.Reader, opts driver.ApplyOptions) (archive.UnpackResult, error) {
+	if err := checkID(id); err != nil {
+		return archive.UnpackResult{}, err
+	}
+	dir := d.ownDir(id)
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		return archive.UnpackResult{}, fmt.Errorf("vfs layer %s: %w", id, driver.ErrLayerUnknown)
+	}
+	res, err := archive.Unpack(ctx, dir, blob, d.unpackOptions(opts))
+	if err != nil {
+		return res, fmt.Errorf("vfs apply diff to %s: %w", id, err)
+	}
+	return res, nil
+}
