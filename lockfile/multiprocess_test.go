@@ -1,0 +1,326 @@
+package lockfile
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// childEnv makes the re-executed test binary act as a lock-holding child:
+// "<mode> <path>", mode one of lock, rlock, trylock, record.
+const childEnv = "STOWAGE_LOCKFILE_TEST_CHILD"
+
+func TestMain(m *testing.M) {
+	if spec := os.Getenv(childEnv); spec != "" {
+		os.Exit(runChild(spec))
+	}
+	os.Exit(m.Run())
+}
+
+// runChild prints "waiting", takes the lock, prints "holding" (record also
+// prints the token it wrote), waits for "release" on stdin, unlocks.
+func runChild(spec string) int {
+	mode, path, ok := strings.Cut(spec, " ")
+	if !ok {
+		fmt.Fprintln(os.Stderr, "bad child spec", spec)
+		return 2
+	}
+	fmt.Println("waiting")
+	var unlock func()
+	switch mode {
+	case "lock", "rlock", "record":
+		f, err := Get(path)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		lock := f.Lock
+		if mode == "rlock" {
+			lock = f.RLock
+		}
+		if err := lock(context.Background()); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		if mode == "record" {
+			lw, err := f.RecordWrite()
+			if err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				return 1
+			}
+			fmt.Println("token", lw.String())
+		}
+		unlock = f.Unlock
+	case "trylock":
+		h, err := TryLock(path)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		unlock = func() { _ = h.Release() }
+	default:
+		fmt.Fprintln(os.Stderr, "bad child mode", mode)
+		return 2
+	}
+	fmt.Println("holding")
+	sc := bufio.NewScanner(os.Stdin)
+	for sc.Scan() && sc.Text() != "release" {
+	}
+	unlock()
+	fmt.Println("released")
+	return 0
+}
+
+// child is a re-executed test binary holding a lock.
+type child struct {
+	cmd   *exec.Cmd
+	stdin io.WriteCloser
+	lines chan string
+}
+
+// startChild starts a child and waits until it reports "waiting".
+func startChild(t *testing.T, mode, path string) *child {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), childEnv+"="+mode+" "+path)
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	c := &child{cmd: cmd, stdin: stdin, lines: make(chan string, 16)}
+	go func() { // owner: the child's lifetime; ends when its stdout closes
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			c.lines <- sc.Text()
+		}
+		close(c.lines)
+	}()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
+	c.expect(t, "waiting", 10*time.Second)
+	return c
+}
+
+// expect waits for a line starting with prefix and returns it.
+func (c *child) expect(t *testing.T, prefix string, timeout time.Duration) string {
+	t.Helper()
+	deadline := time.After(timeout)
+	for {
+		select {
+		case l, ok := <-c.lines:
+			if !ok {
+				t.Fatalf("child exited before printing %q", prefix)
+			}
+			if strings.HasPrefix(l, prefix) {
+				return l
+			}
+		case <-deadline:
+			t.Fatalf("child did not print %q within %v", prefix, timeout)
+		}
+	}
+}
+
+// notYet asserts the child prints nothing (does not get the lock) for d.
+func (c *child) notYet(t *testing.T, d time.Duration) {
+	t.Helper()
+	select {
+	case l := <-c.lines:
+		t.Fatalf("child printed %q while it should be blocked", l)
+	case <-time.After(d):
+	}
+}
+
+func (c *child) release(t *testing.T) {
+	t.Helper()
+	if _, err := io.WriteString(c.stdin, "release\n"); err != nil {
+		t.Fatal(err)
+	}
+	c.expect(t, "released", 10*time.Second)
+	if err := c.cmd.Wait(); err != nil {
+		t.Fatalf("child: %v", err)
+	}
+}
+
+func TestMultiProcessWriterWaits(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "layers.lock")
+	c := startChild(t, "lock", path)
+	c.expect(t, "holding", 10*time.Second)
+	f, err := Get(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, lock := range []func(context.Context) error{f.Lock, f.RLock} {
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		err := lock(ctx)
+		cancel()
+		var lwe *LockWaitError
+		if !errors.As(err, &lwe) {
+			t.Fatalf("lock while another process holds the write lock: %v, want LockWaitError", err)
+		}
+	}
+	got := make(chan error, 1)
+	go func() { got <- f.Lock(context.Background()) }() // owner: this test, which waits on got
+	select {
+	case err := <-got:
+		t.Fatalf("Lock returned (%v) while the child holds it", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	c.release(t)
+	select {
+	case err := <-got:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Lock not granted after the child released")
+	}
+	// Now the child must wait for us.
+	c2 := startChild(t, "rlock", path)
+	c2.notYet(t, 200*time.Millisecond)
+	f.Unlock()
+	c2.expect(t, "holding", 5*time.Second)
+	c2.release(t)
+}
+
+func TestMultiProcessReadersShare(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "images.lock")
+	c := startChild(t, "rlock", path)
+	c.expect(t, "holding", 10*time.Second)
+	f, err := Get(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := f.RLock(ctx); err != nil {
+		t.Fatalf("RLock while another process reads: %v", err)
+	}
+	// A second child reader shares too, while a writer child waits.
+	c2 := startChild(t, "rlock", path)
+	c2.expect(t, "holding", 5*time.Second)
+	w := startChild(t, "lock", path)
+	w.notYet(t, 200*time.Millisecond)
+	f.Unlock()
+	c.release(t)
+	w.notYet(t, 100*time.Millisecond)
+	c2.release(t)
+	w.expect(t, "holding", 5*time.Second)
+	short, cancel2 := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel2()
+	if err := f.RLock(short); err == nil {
+		t.Fatal("RLock succeeded while a child holds the write lock")
+	}
+	w.release(t)
+}
+
+func TestMultiProcessTokenChange(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "containers.lock")
+	f, err := Get(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := f.RLock(ctx); err != nil {
+		t.Fatal(err)
+	}
+	seen, err := f.LastWrite()
+	f.Unlock()
+	if err != nil || !seen.IsZero() {
+		t.Fatalf("initial token %v, %v; want zero", seen, err)
+	}
+	c := startChild(t, "record", path)
+	tokLine := c.expect(t, "token ", 10*time.Second)
+	c.expect(t, "holding", 5*time.Second)
+	c.release(t)
+	if err := f.RLock(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer f.Unlock()
+	cur, changed, err := f.ModifiedSince(seen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !changed || "token "+cur.String() != tokLine {
+		t.Fatalf("after child write: changed=%v token %s, child wrote %q", changed, cur, tokLine)
+	}
+	if _, changed, _ := f.ModifiedSince(cur); changed {
+		t.Fatal("token reported changed against itself")
+	}
+}
+
+func TestMultiProcessTryLock(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "lock-42")
+	c := startChild(t, "trylock", path)
+	c.expect(t, "holding", 10*time.Second)
+	if _, err := TryLock(path); !errors.Is(err, ErrLocked) {
+		t.Fatalf("TryLock held by child: %v, want ErrLocked", err)
+	}
+	// A killed owner's lock is free at once.
+	_ = c.cmd.Process.Kill()
+	_ = c.cmd.Wait()
+	h, err := TryLock(path)
+	if err != nil {
+		t.Fatalf("TryLock after owner died: %v", err)
+	}
+	_ = h.Release()
+}
+
+// TestBlocksContainersStorage checks that our write lock excludes the
+// reference implementation, which takes classic POSIX locks.
+func TestBlocksContainersStorage(t *testing.T) {
+	bin, err := exec.LookPath("containers-storage")
+	if err != nil {
+		t.Skip("containers-storage binary not installed: cannot test interop")
+	}
+	dir := t.TempDir()
+	root, run := filepath.Join(dir, "root"), filepath.Join(dir, "run")
+	f, err := Get(filepath.Join(root, "vfs-layers", "layers.lock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Lock(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "--graph", root, "--run", run, "--storage-driver", "vfs", "layers")
+	out := &strings.Builder{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }() // owner: this test, which waits on done
+	select {
+	case err := <-done:
+		f.Unlock()
+		t.Fatalf("containers-storage finished (%v) while we held layers.lock: %s", err, out)
+	case <-time.After(time.Second):
+	}
+	f.Unlock()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("containers-storage after release: %v: %s", err, out)
+		}
+	case <-time.After(20 * time.Second):
+		_ = cmd.Process.Kill()
+		t.Fatal("containers-storage still blocked after we released layers.lock")
+	}
+}
