@@ -91,6 +91,9 @@ func (d *Driver) parseOption(o string) error {
 	return nil
 }
 
+// Home returns the driver home, G/vfs.
+func (d *Driver) Home() string { return d.home }
+
 // Name returns "vfs".
 func (d *Driver) Name() string { return Name }
 
