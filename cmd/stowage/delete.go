@@ -135,9 +135,9 @@ func (c *wipeRun) addFlags(fs *flagSet) { c.jsonFlag(fs) }
 func (c *wipeRun) run(ctx context.Context, st *store.Store, _ []string) error {
 	err := st.Wipe(ctx)
 	if c.json {
-		var v any = ""
+		v := ""
 		if err != nil {
-			v = err
+			v = err.Error()
 		}
 		if jerr := c.p.JSON(v); jerr != nil {
 			return jerr

@@ -58,8 +58,12 @@ func (c *existsRun) run(ctx context.Context, st *store.Store, args []string) err
 			return err
 		}
 	} else if !c.quiet {
+		printed := map[string]bool{}
 		for _, arg := range args {
-			c.p.Printf("%s: %v\n", arg, found[arg])
+			if !printed[arg] {
+				printed[arg] = true
+				c.p.Printf("%s: %v\n", arg, found[arg])
+			}
 		}
 	}
 	if missing {
