@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -32,6 +33,9 @@ func runChild(spec string) int {
 	if !ok {
 		fmt.Fprintln(os.Stderr, "bad child spec", spec)
 		return 2
+	}
+	if mode == "incr" {
+		return runIncrement(path, os.Getenv(childEnv+"_COUNTER"))
 	}
 	fmt.Println("waiting")
 	var unlock func()
@@ -77,6 +81,79 @@ func runChild(spec string) int {
 	unlock()
 	fmt.Println("released")
 	return 0
+}
+
+// incrementRounds is how often each process bumps the shared counter.
+const incrementRounds = 200
+
+// runIncrement bumps the decimal counter in counterPath incrementRounds
+// times, each a read-modify-write under the write lock on lockPath.
+func runIncrement(lockPath, counterPath string) int {
+	f, err := Get(lockPath)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	for range incrementRounds {
+		if err := f.Lock(context.Background()); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		err := bumpCounter(counterPath)
+		f.Unlock()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+	}
+	return 0
+}
+
+func bumpCounter(path string) error {
+	b, err := os.ReadFile(path)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	n := 0
+	if len(b) > 0 {
+		if n, err = strconv.Atoi(string(b)); err != nil {
+			return err
+		}
+	}
+	// Write in place (no rename) so a racing reader could see a torn value.
+	return os.WriteFile(path, []byte(strconv.Itoa(n+1)), 0o644)
+}
+
+// TestMultiProcessCounter runs read-modify-write rounds from three
+// processes and this one; any overlap of write holds would lose updates.
+func TestMultiProcessCounter(t *testing.T) {
+	dir := t.TempDir()
+	lockPath, counter := filepath.Join(dir, "c.lock"), filepath.Join(dir, "counter")
+	var cmds []*exec.Cmd
+	for range 3 {
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(), childEnv+"=incr "+lockPath, childEnv+"_COUNTER="+counter)
+		cmd.Stderr = os.Stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		cmds = append(cmds, cmd)
+	}
+	if rc := runIncrement(lockPath, counter); rc != 0 {
+		t.Fatal("parent increments failed")
+	}
+	for _, cmd := range cmds {
+		if err := cmd.Wait(); err != nil {
+			t.Fatalf("child: %v", err)
+		}
+	}
+	b, err := os.ReadFile(counter)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := strconv.Itoa(4 * incrementRounds); string(b) != want {
+		t.Fatalf("counter %s, want %s: write holds overlapped", b, want)
+	}
 }
 
 // child is a re-executed test binary holding a lock.
