@@ -46,6 +46,10 @@ type Options struct {
 	// incomplete layer found at load (driver dir, tar-split, big data);
 	// called with the write lock held.
 	RemoveLayer func(ctx context.Context, id string) error
+	// Recover (optional) removes stale temp dirs; run on every load of a
+	// read-write store. Its errors do not fail the load: recovery is
+	// retried at the next load.
+	Recover func() error
 }
 
 // Store is one layer store (the primary read-write one or a read-only
@@ -137,6 +141,9 @@ func (s *Store) LockRead(ctx context.Context) (func(), error) { return s.t.LockR
 func (s *Store) LockWrite(ctx context.Context) (func(), error) { return s.t.LockWrite(ctx) }
 
 func (s *Store) loaded(recs []*Layer) error {
+	if !s.opts.ReadOnly && s.opts.Recover != nil {
+		_ = s.opts.Recover() // best effort; retried at the next load
+	}
 	s.byCompressed = map[digest.Digest][]string{}
 	s.byUncompressed = map[digest.Digest][]string{}
 	s.byTOC = map[digest.Digest][]string{}

@@ -1,6 +1,10 @@
 package store
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/stowage/stowage/internal/table"
+)
 
 // Sentinel errors; the texts are containers/storage's, which scripts match.
 var (
@@ -22,8 +26,14 @@ var (
 	ErrDigestUnknown        = errors.New("could not compute digest of item")
 	ErrStoreIsReadOnly      = errors.New("called a write method on a read-only store")
 	ErrNotSupported         = errors.New("not supported")
-	ErrInvalidBigDataName   = errors.New("not a valid name for a big data item")
+	ErrInvalidBigDataName   = table.ErrInvalidBigDataName
 	ErrLayerMounted         = errors.New("a layer is mounted")
 	ErrIncompleteOptions    = errors.New("no storage runroot or graphroot specified")
-	ErrCorruptMetadata      = errors.New("corrupt metadata")
+	// ErrCorruptMetadata is the table package's sentinel, so errors.Is
+	// works on load errors whichever package wrapped them.
+	ErrCorruptMetadata = table.ErrCorrupt
+	// ErrParentIsContainer refuses a container's layer as a new layer's parent.
+	ErrParentIsContainer = errors.New("would-be parent layer is a container")
+	// ErrInvalidID refuses caller IDs with "/", "..", blanks, or empty ones.
+	ErrInvalidID = table.ErrInvalidID
 )

@@ -1,0 +1,375 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/opencontainers/go-digest"
+
+	"github.com/stowage/stowage/container"
+	"github.com/stowage/stowage/image"
+	"github.com/stowage/stowage/internal/fsx"
+)
+
+// writeBigDataFile writes one item atomically (0600) into dir (0700).
+func writeBigDataFile(path string, data []byte) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	_, err := fsx.AtomicWriteFile(path, data, 0o600, fsx.AtomicOptions{})
+	return err
+}
+
+// writeImageBigDataLocked writes an image item and records its size and
+// digest (d if given; else md for "manifest*" keys; else sha256), then
+// saves. A save with an invalid manifest digest is refused.
+//
+// Locking: images held for writing; img is a record of is.
+func (s *Store) writeImageBigDataLocked(ctx context.Context, is *image.Store, img *image.Image, key string, data []byte, d digest.Digest, md ManifestDigester) error {
+	path, err := is.BigDataPath(img.ID, key)
+	if err != nil {
+		return fmt.Errorf("%s: %w", key, ErrInvalidBigDataName)
+	}
+	if d == "" {
+		if strings.HasPrefix(key, "manifest") && md != nil {
+			if d, err = md(data); err != nil {
+				return fmt.Errorf("digesting manifest %q: %w", key, err)
+			}
+		} else {
+			d = digest.Canonical.FromBytes(data)
+		}
+	}
+	if err := d.Validate(); err != nil {
+		return fmt.Errorf("digest of %q: %w", key, err)
+	}
+	if err := writeBigDataFile(path, data); err != nil {
+		return err
+	}
+	old := image.Copy(img)
+	if img.BigDataSizes == nil {
+		img.BigDataSizes = map[string]int64{}
+	}
+	if img.BigDataDigests == nil {
+		img.BigDataDigests = map[string]digest.Digest{}
+	}
+	img.BigDataSizes[key] = int64(len(data))
+	img.BigDataDigests[key] = d
+	if !slices.Contains(img.BigDataNames, key) {
+		img.BigDataNames = append(img.BigDataNames, key)
+	}
+	if err := is.Update(img); err != nil {
+		*img = old
+		return err
+	}
+	return is.Save(ctx)
+}
+
+func readImageBigData(is *image.Store, img *image.Image, key string) ([]byte, error) {
+	path, err := is.BigDataPath(img.ID, key)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", key, ErrInvalidBigDataName)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("locating item named %q for image with ID %q: %w", key, img.ID, unwrapPathErr(err))
+	}
+	return data, nil
+}
+
+// unwrapPathErr drops the path from a PathError ("file does not exist").
+func unwrapPathErr(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+// ListImageBigData returns the image's keys in insertion order.
+func (s *Store) ListImageBigData(ctx context.Context, nameOrID string) ([]string, error) {
+	img, err := s.Image(ctx, nameOrID)
+	if err != nil {
+		return nil, err
+	}
+	return img.BigDataNames, nil
+}
+
+// ImageBigData returns one item of an image.
+func (s *Store) ImageBigData(ctx context.Context, nameOrID, key string) ([]byte, error) {
+	unlock, err := s.lockStores(ctx, lockSpec{images: modeRead})
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	img, is, ok := s.lookupImageLocked(nameOrID)
+	if !ok {
+		return nil, imageUnknown(nameOrID)
+	}
+	return readImageBigData(is, img, key)
+}
+
+// ImageBigDataSize returns the recorded size of an item (ErrSizeUnknown if none).
+func (s *Store) ImageBigDataSize(ctx context.Context, nameOrID, key string) (int64, error) {
+	img, err := s.Image(ctx, nameOrID)
+	if err != nil {
+		return -1, err
+	}
+	if n, ok := img.BigDataSizes[key]; ok {
+		return n, nil
+	}
+	return -1, ErrSizeUnknown
+}
+
+// ImageBigDataDigest returns the recorded digest of an item (ErrDigestUnknown if none).
+func (s *Store) ImageBigDataDigest(ctx context.Context, nameOrID, key string) (digest.Digest, error) {
+	img, err := s.Image(ctx, nameOrID)
+	if err != nil {
+		return "", err
+	}
+	if d, ok := img.BigDataDigests[key]; ok && d != "" {
+		return d, nil
+	}
+	return "", ErrDigestUnknown
+}
+
+// SetImageBigData writes an item; md computes the digest of "manifest*"
+// keys (nil: sha256). An image of a read-only store is pulled up first.
+func (s *Store) SetImageBigData(ctx context.Context, nameOrID, key string, data []byte, md ManifestDigester) error {
+	if key == "" {
+		return fmt.Errorf("can't set empty name for image big data item: %w", ErrInvalidBigDataName)
+	}
+	unlock, err := s.lockStores(ctx, lockSpec{layers: modeRead, images: modeWrite})
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	img, is, err := s.writableImageLocked(ctx, nameOrID)
+	if err != nil {
+		return err
+	}
+	return s.writeImageBigDataLocked(ctx, is, img, key, data, "", md)
+}
+
+// writableImageLocked resolves an image to a record of the primary store,
+// pulling it up from a read-only store when needed (§4.4).
+//
+// Locking: images held for writing.
+func (s *Store) writableImageLocked(ctx context.Context, nameOrID string) (*image.Image, *image.Store, error) {
+	img, is, ok := s.lookupImageLocked(nameOrID)
+	if !ok {
+		return nil, nil, imageUnknown(nameOrID)
+	}
+	if !is.ReadOnly() {
+		return img, is, nil // the primary or another read-write store: edit in place
+	}
+	img, err := s.pullUpLocked(ctx, is, img)
+	return img, s.images, err
+}
+
+// pullUpLocked copies a read-only image record (created, digest,
+// metadata, names history, flags, names and big data) into the primary
+// store under the same ID.
+//
+// Locking: images held for writing.
+func (s *Store) pullUpLocked(ctx context.Context, from *image.Store, img *image.Image) (*image.Image, error) {
+	rec := &image.Image{
+		ID: img.ID, Digest: img.Digest, TopLayer: img.TopLayer, MappedTopLayers: slices.Clone(img.MappedTopLayers),
+		Metadata: img.Metadata, Created: img.Created, NamesHistory: slices.Clone(img.NamesHistory),
+		Flags: copyFlags(img.Flags),
+	}
+	for _, n := range img.Names {
+		if _, taken := s.images.Lookup(n); !taken {
+			rec.Names = append(rec.Names, n)
+		}
+	}
+	if err := s.images.Add(rec); err != nil {
+		return nil, mapTableErr(err)
+	}
+	for _, key := range img.BigDataNames {
+		data, err := readImageBigData(from, img, key)
+		if err == nil {
+			err = s.writeImageBigDataLocked(ctx, s.images, rec, key, data, img.BigDataDigests[key], nil)
+		}
+		if err != nil {
+			s.images.Remove(rec.ID)
+			return nil, errors.Join(err, s.images.Save(context.WithoutCancel(ctx)), os.RemoveAll(s.images.DataDir(rec.ID)))
+		}
+	}
+	if err := s.images.Save(ctx); err != nil {
+		return nil, err
+	}
+	return rec, nil
+}
+
+// Container big data.
+
+func (s *Store) containerSnapshot(ctx context.Context, nameOrID string) (*container.Container, error) {
+	return s.Container(ctx, nameOrID)
+}
+
+// ListContainerBigData returns the container's keys in insertion order.
+func (s *Store) ListContainerBigData(ctx context.Context, nameOrID string) ([]string, error) {
+	c, err := s.containerSnapshot(ctx, nameOrID)
+	if err != nil {
+		return nil, err
+	}
+	return c.BigDataNames, nil
+}
+
+// ContainerBigData returns one item of a container.
+func (s *Store) ContainerBigData(ctx context.Context, nameOrID, key string) ([]byte, error) {
+	unlock, err := s.lockStores(ctx, lockSpec{containers: modeRead})
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	c, ok := s.containers.Lookup(nameOrID)
+	if !ok {
+		return nil, ErrContainerUnknown
+	}
+	path, err := s.containers.BigDataPath(c.ID, key)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", key, ErrInvalidBigDataName)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("locating item named %q for container with ID %q: %w", key, c.ID, unwrapPathErr(err))
+	}
+	return data, nil
+}
+
+// ContainerBigDataSize returns the recorded size of an item.
+func (s *Store) ContainerBigDataSize(ctx context.Context, nameOrID, key string) (int64, error) {
+	c, err := s.containerSnapshot(ctx, nameOrID)
+	if err != nil {
+		return -1, err
+	}
+	if n, ok := c.BigDataSizes[key]; ok {
+		return n, nil
+	}
+	return -1, ErrSizeUnknown
+}
+
+// ContainerBigDataDigest returns the recorded digest of an item.
+func (s *Store) ContainerBigDataDigest(ctx context.Context, nameOrID, key string) (digest.Digest, error) {
+	c, err := s.containerSnapshot(ctx, nameOrID)
+	if err != nil {
+		return "", err
+	}
+	if d, ok := c.BigDataDigests[key]; ok && d != "" {
+		return d, nil
+	}
+	return "", ErrDigestUnknown
+}
+
+// SetContainerBigData writes an item and records its size and sha256.
+func (s *Store) SetContainerBigData(ctx context.Context, nameOrID, key string, data []byte) error {
+	if key == "" {
+		return fmt.Errorf("can't set empty name for container big data item: %w", ErrInvalidBigDataName)
+	}
+	unlock, err := s.lockStores(ctx, lockSpec{containers: modeWrite})
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	c, ok := s.containers.Lookup(nameOrID)
+	if !ok {
+		return ErrContainerUnknown
+	}
+	path, err := s.containers.BigDataPath(c.ID, key)
+	if err != nil {
+		return err
+	}
+	if err := writeBigDataFile(path, data); err != nil {
+		return err
+	}
+	if c.BigDataSizes == nil {
+		c.BigDataSizes = map[string]int64{}
+	}
+	if c.BigDataDigests == nil {
+		c.BigDataDigests = map[string]digest.Digest{}
+	}
+	c.BigDataSizes[key] = int64(len(data))
+	c.BigDataDigests[key] = digest.Canonical.FromBytes(data)
+	if !slices.Contains(c.BigDataNames, key) {
+		c.BigDataNames = append(c.BigDataNames, key)
+	}
+	s.containers.Update(c)
+	return s.containers.Save(ctx)
+}
+
+// Layer big data.
+
+// ListLayerBigData returns the layer's keys in insertion order.
+func (s *Store) ListLayerBigData(ctx context.Context, nameOrID string) ([]string, error) {
+	l, err := s.Layer(ctx, nameOrID)
+	if err != nil {
+		return nil, err
+	}
+	return l.BigDataNames, nil
+}
+
+// LayerBigData opens one item of a layer; the caller closes it.
+func (s *Store) LayerBigData(ctx context.Context, nameOrID, key string) (io.ReadCloser, error) {
+	unlock, err := s.lockStores(ctx, lockSpec{layers: modeRead})
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	l, ls, ok := s.lookupLayerLocked(nameOrID)
+	if !ok {
+		return nil, ErrLayerUnknown
+	}
+	path, err := ls.BigDataPath(l.ID, key)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", key, ErrInvalidBigDataName)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("locating item named %q for layer with ID %q: %w", key, l.ID, unwrapPathErr(err))
+	}
+	return f, nil
+}
+
+// SetLayerBigData writes an item of a layer of the primary store.
+func (s *Store) SetLayerBigData(ctx context.Context, nameOrID, key string, data io.Reader) error {
+	if key == "" {
+		return fmt.Errorf("can't set empty name for layer big data item: %w", ErrInvalidBigDataName)
+	}
+	buf, err := io.ReadAll(data) // read before locking: never block on the caller under a lock
+	if err != nil {
+		return err
+	}
+	unlock, err := s.lockStores(ctx, lockSpec{layers: modeWrite})
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	l, ok := s.layers.Lookup(nameOrID)
+	if !ok {
+		if _, _, ro := s.lookupLayerLocked(nameOrID); ro {
+			return fmt.Errorf("layer %s: %w", nameOrID, ErrStoreIsReadOnly)
+		}
+		return ErrLayerUnknown
+	}
+	path, err := s.layers.BigDataPath(l.ID, key)
+	if err != nil {
+		return err
+	}
+	if err := writeBigDataFile(path, buf); err != nil {
+		return err
+	}
+	if !slices.Contains(l.BigDataNames, key) {
+		l.BigDataNames = append(l.BigDataNames, key)
+		s.layers.Update(l)
+		return s.layers.Save(ctx)
+	}
+	return nil
+}

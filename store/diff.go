@@ -1,0 +1,189 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/stowage/stowage/archive"
+	"github.com/stowage/stowage/driver"
+	"github.com/stowage/stowage/layer"
+	"github.com/stowage/stowage/staging"
+	"github.com/stowage/stowage/tarsplit"
+)
+
+// diffEnds resolves to (any layer store) and from (default: to's parent).
+//
+// Locking: layer stores held.
+func (s *Store) diffEndsLocked(from, to string) (*layer.Layer, *layer.Store, string, error) {
+	l, ls, ok := s.lookupLayerLocked(to)
+	if !ok {
+		return nil, nil, "", ErrLayerUnknown
+	}
+	if from == "" {
+		return l, ls, l.Parent, nil
+	}
+	f, _, ok := s.lookupLayerLocked(from)
+	if !ok {
+		return nil, nil, "", ErrLayerUnknown
+	}
+	return l, ls, f.ID, nil
+}
+
+// Diff streams the changes of to against from (default: its parent) as a
+// tar, compressed per opts (default: the layer's recorded compression).
+// When from is the parent and a tar-split exists the original
+// uncompressed tar is reassembled bit for bit; otherwise the driver
+// generates one. The layer stores stay read-locked until the stream is
+// closed; the caller must Close it.
+func (s *Store) Diff(ctx context.Context, from, to string, opts DiffOptions) (io.ReadCloser, error) {
+	unlock, err := s.lockStores(ctx, lockSpec{layers: modeRead})
+	if err != nil {
+		return nil, err
+	}
+	l, ls, fromID, err := s.diffEndsLocked(from, to)
+	if err != nil {
+		unlock()
+		return nil, err
+	}
+	comp := archive.Compression(l.CompressionType)
+	if opts.Compression != nil {
+		comp = *opts.Compression
+	}
+	snap := layer.Copy(l)
+	pr, pw := io.Pipe()
+	done := make(chan struct{})
+	// Owned by the returned reader: Close waits for it.
+	go func() {
+		defer close(done)
+		defer unlock()
+		pw.CloseWithError(s.writeDiff(ctx, pw, &snap, ls, fromID, comp))
+	}()
+	return &diffReader{pr: pr, done: done}, nil
+}
+
+type diffReader struct {
+	pr   *io.PipeReader
+	done chan struct{}
+}
+
+func (d *diffReader) Read(p []byte) (int, error) { return d.pr.Read(p) }
+
+func (d *diffReader) Close() error {
+	err := d.pr.Close()
+	<-d.done
+	return err
+}
+
+// writeDiff writes the (compressed) diff to w.
+//
+// Locking: layer stores held for reading (by the caller's goroutine).
+func (s *Store) writeDiff(ctx context.Context, w io.Writer, l *layer.Layer, ls *layer.Store, fromID string, comp archive.Compression) error {
+	cw, err := archive.CompressStream(w, comp)
+	if err != nil {
+		return err
+	}
+	err = s.writeUncompressedDiff(ctx, cw, l, ls, fromID)
+	if cerr := cw.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+func (s *Store) writeUncompressedDiff(ctx context.Context, w io.Writer, l *layer.Layer, ls *layer.Store, fromID string) error {
+	if fromID == l.Parent {
+		f, err := os.Open(ls.TarSplitPath(l.ID))
+		if err == nil {
+			defer f.Close()
+			return tarsplit.Reassemble(ctx, w, f, func(name string) (io.ReadCloser, error) {
+				return s.drv.OpenFile(l.ID, name)
+			})
+		}
+		if !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+	}
+	return s.drv.Diff(ctx, w, l.ID, fromID, archive.ExportOptions{UIDMap: l.UIDMap, GIDMap: l.GIDMap})
+}
+
+// DiffSize returns the size of the changes of to against from (default: its parent).
+func (s *Store) DiffSize(ctx context.Context, from, to string) (int64, error) {
+	unlock, err := s.lockStores(ctx, lockSpec{layers: modeRead})
+	if err != nil {
+		return -1, err
+	}
+	defer unlock()
+	l, _, fromID, err := s.diffEndsLocked(from, to)
+	if err != nil {
+		return -1, err
+	}
+	return s.drv.DiffSize(ctx, l.ID, fromID)
+}
+
+// Changes lists the changes of to against from (default: its parent).
+func (s *Store) Changes(ctx context.Context, from, to string) ([]archive.Change, error) {
+	unlock, err := s.lockStores(ctx, lockSpec{layers: modeRead})
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	l, _, fromID, err := s.diffEndsLocked(from, to)
+	if err != nil {
+		return nil, err
+	}
+	return s.drv.Changes(ctx, l.ID, fromID)
+}
+
+// ApplyDiff extracts diff into an existing layer of the primary store in
+// place (the locked path: layers.lock is held for writing while the
+// stream is read), writes its tar-split and records digests and sizes.
+// It returns the bytes of file content written.
+func (s *Store) ApplyDiff(ctx context.Context, nameOrID string, diff io.Reader) (int64, error) {
+	unlock, err := s.lockStores(ctx, lockSpec{layers: modeWrite})
+	if err != nil {
+		return -1, err
+	}
+	defer unlock()
+	l, ok := s.layers.Lookup(nameOrID)
+	if !ok {
+		if _, _, ro := s.lookupLayerLocked(nameOrID); ro {
+			return -1, fmt.Errorf("layer %s: %w", nameOrID, ErrStoreIsReadOnly)
+		}
+		return -1, ErrLayerUnknown
+	}
+	tmp, err := staging.New(filepath.Join(s.layers.Dir(), "tmp"))
+	if err != nil {
+		return -1, err
+	}
+	defer tmp.Cleanup()
+	tsPath := tmp.Addition()
+	f, err := os.OpenFile(tsPath, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return -1, err
+	}
+	res, err := s.drv.ApplyDiff(ctx, l.ID, l.Parent, diff, driver.ApplyOptions{
+		UIDMap: l.UIDMap, GIDMap: l.GIDMap,
+		Unpack: archive.UnpackOptions{TarSplit: f},
+	})
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return -1, err
+	}
+	if err := os.Rename(tsPath, s.layers.TarSplitPath(l.ID)); err != nil {
+		return -1, err
+	}
+	applyResult(l, res, LayerOptions{})
+	s.layers.Update(l)
+	if err := s.layers.Save(ctx); err != nil {
+		return -1, err
+	}
+	return res.Size, nil
+}

@@ -1,0 +1,302 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+
+	"github.com/stowage/stowage/image"
+	"github.com/stowage/stowage/internal/table"
+)
+
+// lookupImageLocked resolves nameOrID in the read-write image stores,
+// then the read-only ones.
+//
+// Locking: image stores held.
+func (s *Store) lookupImageLocked(nameOrID string) (*image.Image, *image.Store, bool) {
+	for _, is := range s.allImageStores() {
+		if img, ok := is.Lookup(nameOrID); ok {
+			return img, is, true
+		}
+	}
+	return nil, nil, false
+}
+
+func imageUnknown(nameOrID string) error {
+	return fmt.Errorf("locating image with ID %q: %w", nameOrID, ErrImageUnknown)
+}
+
+// CreateImage records an image on top of opts.TopLayer (resolved across
+// the read-write and read-only layer stores). An ID that exists only in a
+// read-only store is pulled up into the read-write store. On failure the
+// record and its data dir are removed.
+func (s *Store) CreateImage(ctx context.Context, opts ImageOptions) (*image.Image, error) {
+	unlock, err := s.lockStores(ctx, lockSpec{layers: modeRead, images: modeWrite})
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	top := ""
+	if opts.TopLayer != "" {
+		l, _, ok := s.lookupLayerLocked(opts.TopLayer)
+		if !ok {
+			return nil, fmt.Errorf("locating layer for top layer %q: %w", opts.TopLayer, ErrLayerUnknown)
+		}
+		top = l.ID
+	}
+	id := opts.ID
+	if id == "" {
+		if id, err = newID(func(x string) bool { _, _, ok := s.lookupImageByIDLocked(x); return ok }); err != nil {
+			return nil, err
+		}
+	} else if err := table.ValidID(id); err != nil {
+		return nil, err
+	}
+	var pulled *image.Image
+	if img, is, ok := s.lookupImageByIDLocked(id); ok {
+		if !is.ReadOnly() {
+			return nil, fmt.Errorf("image %s: %w", id, ErrDuplicateID)
+		}
+		c := image.Copy(img)
+		pulled = &c
+	}
+	names := table.Dedup(opts.Names)
+	for _, n := range names {
+		if holder, ok := s.images.Lookup(n); ok && holder.ID != id && slices.Contains(holder.Names, n) {
+			return nil, fmt.Errorf("image name %q is already associated with image %q: %w", n, holder.ID, ErrDuplicateName)
+		}
+	}
+	created := opts.Created
+	if created.IsZero() {
+		created = time.Now().UTC()
+	}
+	rec := &image.Image{
+		ID: id, Digest: opts.Digest, Names: names, TopLayer: top,
+		Metadata: opts.Metadata, Created: created, Flags: copyFlags(opts.Flags),
+	}
+	if pulled != nil {
+		rec.Names = table.Dedup(append(slices.Clone(pulled.Names), names...))
+		rec.Created, rec.NamesHistory = pulled.Created, pulled.NamesHistory
+		if rec.Digest == "" {
+			rec.Digest = pulled.Digest
+		}
+		if rec.Metadata == "" {
+			rec.Metadata = pulled.Metadata
+		}
+	}
+	if err := s.images.Add(rec); err != nil {
+		return nil, mapTableErr(err)
+	}
+	if err := s.images.Save(ctx); err != nil {
+		s.images.Remove(id)
+		return nil, err
+	}
+	if err := s.fillNewImageLocked(ctx, rec, pulled, opts.BigData); err != nil {
+		s.images.Remove(id)
+		errs := []error{err, s.images.Save(context.WithoutCancel(ctx)), os.RemoveAll(s.images.DataDir(id))}
+		return nil, errors.Join(errs...)
+	}
+	c := image.Copy(rec)
+	return &c, nil
+}
+
+// fillNewImageLocked copies a pulled-up image's big data and writes the
+// caller's items.
+//
+// Locking: images held for writing.
+func (s *Store) fillNewImageLocked(ctx context.Context, rec *image.Image, pulled *image.Image, items []BigDataItem) error {
+	if pulled != nil {
+		for _, key := range pulled.BigDataNames {
+			_, from, _ := s.lookupImageByIDLocked(pulled.ID)
+			data, err := readImageBigData(from, pulled, key)
+			if err != nil {
+				return err
+			}
+			if err := s.writeImageBigDataLocked(ctx, s.images, rec, key, data, pulled.BigDataDigests[key], nil); err != nil {
+				return err
+			}
+		}
+	}
+	for _, it := range items {
+		if err := s.writeImageBigDataLocked(ctx, s.images, rec, it.Key, it.Data, it.Digest, nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// lookupImageByIDLocked finds an exact image ID in any image store.
+//
+// Locking: image stores held.
+func (s *Store) lookupImageByIDLocked(id string) (*image.Image, *image.Store, bool) {
+	for _, is := range s.allImageStores() {
+		if img, ok := is.Get(id); ok {
+			return img, is, true
+		}
+	}
+	return nil, nil, false
+}
+
+func copyFlags(f map[string]any) map[string]any {
+	if len(f) == 0 {
+		return nil
+	}
+	out := make(map[string]any, len(f))
+	for k, v := range f {
+		out[k] = v
+	}
+	return out
+}
+
+// Images returns a snapshot of every image; read-write records shadow
+// read-only ones with the same ID.
+func (s *Store) Images(ctx context.Context) ([]image.Image, error) {
+	unlock, err := s.lockStores(ctx, lockSpec{images: modeRead})
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	var out []image.Image
+	seen := map[string]bool{}
+	for _, is := range s.allImageStores() {
+		for _, img := range is.All() {
+			if !seen[img.ID] {
+				seen[img.ID] = true
+				out = append(out, image.Copy(img))
+			}
+		}
+	}
+	return out, nil
+}
+
+// Image returns a snapshot of one image (ID, name or unique prefix).
+func (s *Store) Image(ctx context.Context, nameOrID string) (*image.Image, error) {
+	unlock, err := s.lockStores(ctx, lockSpec{images: modeRead})
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	img, _, ok := s.lookupImageLocked(nameOrID)
+	if !ok {
+		return nil, imageUnknown(nameOrID)
+	}
+	c := image.Copy(img)
+	return &c, nil
+}
+
+// ImagesByDigest returns the images having d among their digests.
+func (s *Store) ImagesByDigest(ctx context.Context, d digest.Digest) ([]image.Image, error) {
+	if err := d.Validate(); err != nil {
+		return nil, err
+	}
+	unlock, err := s.lockStores(ctx, lockSpec{images: modeRead})
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	var out []image.Image
+	seen := map[string]bool{}
+	for _, is := range s.allImageStores() {
+		for _, img := range is.ByDigest(d) {
+			if !seen[img.ID] {
+				seen[img.ID] = true
+				out = append(out, image.Copy(img))
+			}
+		}
+	}
+	return out, nil
+}
+
+// ImageSize sums the diff sizes of every layer reachable from the image's
+// top and mapped layers (each once) and the sizes of its big-data items.
+func (s *Store) ImageSize(ctx context.Context, nameOrID string) (int64, error) {
+	unlock, err := s.lockStores(ctx, lockSpec{layers: modeRead, images: modeRead})
+	if err != nil {
+		return -1, err
+	}
+	defer unlock()
+	img, is, ok := s.lookupImageLocked(nameOrID)
+	if !ok {
+		return -1, imageUnknown(nameOrID)
+	}
+	var size int64
+	visited := map[string]bool{}
+	queue := append([]string{img.TopLayer}, img.MappedTopLayers...)
+	for len(queue) > 0 {
+		id := queue[0]
+		queue = queue[1:]
+		if id == "" || visited[id] {
+			continue
+		}
+		visited[id] = true
+		l, _, ok := s.lookupLayerLocked(id)
+		if !ok {
+			return -1, fmt.Errorf("locating layer with ID %q: %w", id, ErrLayerUnknown)
+		}
+		n := l.UncompressedSize
+		if l.UncompressedDigest == "" {
+			if n, err = s.drv.DiffSize(ctx, l.ID, l.Parent); err != nil {
+				return -1, err
+			}
+		}
+		size += n
+		queue = append(queue, l.Parent)
+	}
+	for _, key := range img.BigDataNames {
+		n, ok := img.BigDataSizes[key]
+		if !ok {
+			p, err := is.BigDataPath(img.ID, key)
+			if err != nil {
+				return -1, err
+			}
+			fi, err := os.Stat(p)
+			if err != nil {
+				return -1, err
+			}
+			n = fi.Size()
+		}
+		size += n
+	}
+	return size, nil
+}
+
+// ImageDirectory returns (creating) G/<drv>-images/<id>/userdata.
+func (s *Store) ImageDirectory(ctx context.Context, nameOrID string) (string, error) {
+	unlock, err := s.lockStores(ctx, lockSpec{images: modeRead})
+	if err != nil {
+		return "", err
+	}
+	defer unlock()
+	img, is, ok := s.lookupImageLocked(nameOrID)
+	if !ok {
+		return "", imageUnknown(nameOrID)
+	}
+	d := filepath.Join(is.DataDir(img.ID), "userdata")
+	return d, os.MkdirAll(d, 0o700)
+}
+
+// ImageRunDirectory returns (creating) R/<drv>-images/<id>/userdata.
+func (s *Store) ImageRunDirectory(ctx context.Context, nameOrID string) (string, error) {
+	unlock, err := s.lockStores(ctx, lockSpec{images: modeRead})
+	if err != nil {
+		return "", err
+	}
+	defer unlock()
+	img, _, ok := s.lookupImageLocked(nameOrID)
+	if !ok {
+		return "", imageUnknown(nameOrID)
+	}
+	d := filepath.Join(s.opts.RunRoot, s.driverName+"-images", img.ID, "userdata")
+	return d, os.MkdirAll(d, 0o700)
+}
+
+// rwImageStores returns the primary then the other read-write image stores.
+func (s *Store) rwImageStores() []*image.Store {
+	return append([]*image.Store{s.images}, s.extraImages...)
+}

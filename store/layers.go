@@ -1,0 +1,499 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+
+	"github.com/stowage/stowage/archive"
+	"github.com/stowage/stowage/driver"
+	"github.com/stowage/stowage/internal/idmap"
+	"github.com/stowage/stowage/internal/table"
+	"github.com/stowage/stowage/layer"
+	"github.com/stowage/stowage/staging"
+)
+
+// lookupLayerLocked resolves nameOrID in the primary store, then the
+// read-only stores.
+//
+// Locking: layer stores held (R or W).
+func (s *Store) lookupLayerLocked(nameOrID string) (*layer.Layer, *layer.Store, bool) {
+	for _, ls := range s.allLayerStores() {
+		if l, ok := ls.Lookup(nameOrID); ok {
+			return l, ls, true
+		}
+	}
+	return nil, nil, false
+}
+
+// layerIDTakenLocked reports whether any layer store has this exact ID.
+//
+// Locking: layer stores held.
+func (s *Store) layerIDTakenLocked(id string) bool {
+	for _, ls := range s.allLayerStores() {
+		if _, ok := ls.Get(id); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// layerPlan is what a new layer's creation decided under the lock.
+type layerPlan struct {
+	id             string
+	parent         *layer.Layer // snapshot; nil for a base layer
+	uidMap, gidMap []idmap.IDMap
+	create         driver.CreateOptions
+}
+
+// planLayerLocked resolves the parent, picks the ID and the ID mappings,
+// and checks ID and names for conflicts.
+//
+// Locking: layer stores held for writing; containers held.
+func (s *Store) planLayerLocked(opts LayerOptions) (*layerPlan, error) {
+	p := &layerPlan{id: opts.ID}
+	if opts.Parent != "" {
+		parent, _, ok := s.lookupLayerLocked(opts.Parent)
+		if !ok {
+			return nil, fmt.Errorf("layer %q: %w", opts.Parent, ErrParentUnknown)
+		}
+		if _, isCtr := s.containers.ByLayer(parent.ID); isCtr {
+			return nil, fmt.Errorf("layer %s: %w", parent.ID, ErrParentIsContainer)
+		}
+		c := layer.Copy(parent)
+		p.parent = &c
+	}
+	if p.id == "" {
+		id, err := newID(s.layerIDTakenLocked)
+		if err != nil {
+			return nil, err
+		}
+		p.id = id
+	} else if s.layerIDTakenLocked(p.id) {
+		return nil, fmt.Errorf("layer %s: %w", p.id, ErrDuplicateID)
+	}
+	if err := s.layers.CheckNew(p.id, opts.Names); err != nil {
+		return nil, mapTableErr(err)
+	}
+	p.uidMap, p.gidMap = s.defaultMaps(opts.IDMapping, p.parent)
+	p.create = driver.CreateOptions{MountLabel: opts.MountLabel, UIDMap: p.uidMap, GIDMap: p.gidMap, ReadWrite: !opts.ReadOnly}
+	return p, nil
+}
+
+// defaultMaps picks a new object's mappings: host, explicit, the parent
+// layer's, or the store default.
+func (s *Store) defaultMaps(m IDMappingOptions, parent *layer.Layer) (uid, gid []idmap.IDMap) {
+	pick := func(host bool, explicit, fromParent, def []idmap.IDMap) []idmap.IDMap {
+		switch {
+		case host:
+			return nil
+		case len(explicit) > 0:
+			return slices.Clone(explicit)
+		case parent != nil:
+			return slices.Clone(fromParent)
+		}
+		return slices.Clone(def)
+	}
+	var pu, pg []idmap.IDMap
+	if parent != nil {
+		pu, pg = parent.UIDMap, parent.GIDMap
+	}
+	return pick(m.HostUIDMapping, m.UIDMap, pu, s.opts.UIDMap), pick(m.HostGIDMapping, m.GIDMap, pg, s.opts.GIDMap)
+}
+
+// mapTableErr turns table sentinels into the store's.
+func mapTableErr(err error) error {
+	switch {
+	case errors.Is(err, table.ErrDuplicateID) && !errors.Is(err, ErrDuplicateID):
+		return fmt.Errorf("%w: %w", err, ErrDuplicateID)
+	case errors.Is(err, table.ErrDuplicateName) && !errors.Is(err, ErrDuplicateName):
+		return fmt.Errorf("%w: %w", err, ErrDuplicateName)
+	}
+	return err
+}
+
+// newLayerRecord builds the incomplete record of a planned layer.
+func newLayerRecord(p *layerPlan, opts LayerOptions) *layer.Layer {
+	rec := &layer.Layer{
+		ID:         p.id,
+		Names:      table.Dedup(opts.Names),
+		MountLabel: opts.MountLabel,
+		Created:    time.Now().UTC(),
+		UIDMap:     p.uidMap,
+		GIDMap:     p.gidMap,
+		Flags:      layer.CloneFlags(opts.Flags),
+	}
+	if p.parent != nil {
+		rec.Parent = p.parent.ID
+	}
+	if rec.Flags == nil {
+		rec.Flags = map[string]any{}
+	}
+	rec.Flags[layer.IncompleteFlag] = true
+	return rec
+}
+
+func layerLocation(opts LayerOptions, volatile bool) int {
+	switch {
+	case volatile:
+		return layer.LocVolatile
+	case opts.ReadOnly:
+		return layer.LocImageStore
+	}
+	return layer.LocStable
+}
+
+// addIncompleteLocked appends the record flagged incomplete and saves it:
+// the step before anything is created in the driver.
+//
+// Locking: layers held for writing.
+func (s *Store) addIncompleteLocked(ctx context.Context, rec *layer.Layer, loc int) error {
+	if err := s.layers.Add(rec, loc); err != nil {
+		return mapTableErr(err)
+	}
+	if err := s.layers.Save(ctx); err != nil {
+		s.layers.Remove(rec.ID)
+		return err
+	}
+	return nil
+}
+
+// completeLocked clears the incomplete flag and saves.
+//
+// Locking: layers held for writing.
+func (s *Store) completeLocked(ctx context.Context, rec *layer.Layer) error {
+	delete(rec.Flags, layer.IncompleteFlag)
+	if len(rec.Flags) == 0 {
+		rec.Flags = nil
+	}
+	s.layers.Update(rec)
+	return s.layers.Save(ctx)
+}
+
+// abortLayerLocked runs the delete flow for a half-made layer.
+//
+// Locking: layers held for writing.
+func (s *Store) abortLayerLocked(ctx context.Context, id string, cause error) error {
+	ctx = context.WithoutCancel(ctx)
+	errs := []error{cause}
+	if err := s.drv.Remove(ctx, id); err != nil {
+		errs = append(errs, err)
+	}
+	if err := s.layers.RemoveFiles(id); err != nil {
+		errs = append(errs, err)
+	}
+	s.layers.Remove(id)
+	if err := s.layers.Save(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// CreateLayer makes an empty layer, or a copy of its parent for vfs. A
+// cancelled ctx leaves nothing (the incomplete record is removed, or
+// cleaned at the next load).
+func (s *Store) CreateLayer(ctx context.Context, opts LayerOptions) (*layer.Layer, error) {
+	return s.createLayer(ctx, opts, false)
+}
+
+func (s *Store) createLayer(ctx context.Context, opts LayerOptions, volatile bool) (*layer.Layer, error) {
+	unlock, err := s.lockStores(ctx, lockSpec{layers: modeWrite, containers: modeRead})
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	rec, err := s.createLayerLocked(ctx, opts, volatile)
+	if err != nil {
+		return nil, err
+	}
+	c := layer.Copy(rec)
+	return &c, nil
+}
+
+// createLayerLocked is CreateLayer with the locks held.
+//
+// Locking: layers held for writing; containers held.
+func (s *Store) createLayerLocked(ctx context.Context, opts LayerOptions, volatile bool) (*layer.Layer, error) {
+	p, err := s.planLayerLocked(opts)
+	if err != nil {
+		return nil, err
+	}
+	rec := newLayerRecord(p, opts)
+	if err := s.addIncompleteLocked(ctx, rec, layerLocation(opts, volatile)); err != nil {
+		return nil, err
+	}
+	if err := s.drv.Create(ctx, rec.ID, rec.Parent, p.create); err != nil {
+		return nil, s.abortLayerLocked(ctx, rec.ID, fmt.Errorf("creating layer %s: %w", rec.ID, err))
+	}
+	if err := s.completeLocked(ctx, rec); err != nil {
+		return nil, s.abortLayerLocked(ctx, rec.ID, err)
+	}
+	return rec, nil
+}
+
+// CreateStorageLayer makes a driver-only layer with no record (check tests use it).
+func (s *Store) CreateStorageLayer(ctx context.Context, id, parent string, opts LayerOptions) (string, error) {
+	unlock, err := s.lockStores(ctx, lockSpec{layers: modeWrite})
+	if err != nil {
+		return "", err
+	}
+	defer unlock()
+	var parentLayer *layer.Layer
+	if parent != "" {
+		pl, _, ok := s.lookupLayerLocked(parent)
+		if !ok {
+			return "", fmt.Errorf("layer %q: %w", parent, ErrParentUnknown)
+		}
+		parentLayer, parent = pl, pl.ID
+	}
+	if id == "" {
+		if id, err = newID(func(x string) bool { return s.layerIDTakenLocked(x) || s.drv.Exists(x) }); err != nil {
+			return "", err
+		}
+	} else if err := table.ValidID(id); err != nil {
+		return "", err
+	}
+	uid, gid := s.defaultMaps(opts.IDMapping, parentLayer)
+	err = s.drv.Create(ctx, id, parent, driver.CreateOptions{MountLabel: opts.MountLabel, UIDMap: uid, GIDMap: gid, ReadWrite: !opts.ReadOnly})
+	if err != nil {
+		return "", err
+	}
+	return id, nil
+}
+
+// PutLayer creates a layer from a diff stream (any supported compression).
+// Extraction runs without store locks into staging dirs under
+// G/<drv>-layers/tmp and the driver's temp root; the layer lock is held
+// only to check names and IDs before, and to commit the staged tree and
+// save the record after. A cancelled ctx leaves only staging that
+// recovery removes. A nil blob is CreateLayer.
+func (s *Store) PutLayer(ctx context.Context, blob io.Reader, opts LayerOptions) (*layer.Layer, error) {
+	if blob == nil {
+		return s.CreateLayer(ctx, opts)
+	}
+	// Step 1: cheap checks under a short write lock.
+	unlock, err := s.lockStores(ctx, lockSpec{layers: modeWrite, containers: modeRead})
+	if err != nil {
+		return nil, err
+	}
+	p, err := s.planLayerLocked(opts)
+	unlock()
+	if err != nil {
+		return nil, err
+	}
+	// Step 2: extraction with no store lock held.
+	tsDir, err := staging.New(filepath.Join(s.layers.Dir(), "tmp"))
+	if err != nil {
+		return nil, err
+	}
+	defer tsDir.Cleanup()
+	tsPath := tsDir.Addition()
+	staged, err := s.stageDiff(ctx, p, blob, tsPath, opts)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if staged.Cleanup != nil {
+			_ = staged.Cleanup() // leftovers are recovered at the next load
+		}
+	}()
+	// Step 3: commit under the write lock.
+	unlock, err = s.lockStores(ctx, lockSpec{layers: modeWrite})
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	rec, err := s.commitStagedLocked(ctx, p, opts, staged, tsPath)
+	if err != nil {
+		return nil, err
+	}
+	c := layer.Copy(rec)
+	return &c, nil
+}
+
+// stageDiff extracts blob into a staged tree and writes the tar-split to
+// tsPath (fsynced).
+//
+// Locking: none held.
+func (s *Store) stageDiff(ctx context.Context, p *layerPlan, blob io.Reader, tsPath string, opts LayerOptions) (*driver.Staged, error) {
+	f, err := os.OpenFile(tsPath, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	parent := ""
+	if p.parent != nil {
+		parent = p.parent.ID
+	}
+	staged, err := s.drv.StageDiff(ctx, parent, blob, driver.ApplyOptions{
+		UIDMap: p.uidMap, GIDMap: p.gidMap,
+		Unpack: archive.UnpackOptions{
+			TarSplit:           f,
+			CompressedDigest:   opts.CompressedDigest,
+			UncompressedDigest: opts.UncompressedDigest,
+		},
+	}, p.create)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		if staged != nil && staged.Cleanup != nil {
+			_ = staged.Cleanup()
+		}
+		return nil, err
+	}
+	return staged, nil
+}
+
+// commitStagedLocked re-checks what the unlocked extraction assumed, then
+// creates the record (incomplete), commits the staged tree and tar-split,
+// records digests and sizes, and clears the flag.
+//
+// Locking: layers held for writing.
+func (s *Store) commitStagedLocked(ctx context.Context, p *layerPlan, opts LayerOptions, staged *driver.Staged, tsPath string) (*layer.Layer, error) {
+	if p.parent != nil {
+		cur, _, ok := s.lookupLayerLocked(p.parent.ID)
+		if !ok {
+			return nil, fmt.Errorf("layer %s: %w", p.parent.ID, ErrParentUnknown)
+		}
+		if !idmap.Equal(cur.UIDMap, p.parent.UIDMap) || !idmap.Equal(cur.GIDMap, p.parent.GIDMap) {
+			return nil, fmt.Errorf("parent layer %s changed its ID mappings during extraction; retry", p.parent.ID)
+		}
+	}
+	if s.layerIDTakenLocked(p.id) {
+		return nil, fmt.Errorf("layer %s: %w", p.id, ErrDuplicateID)
+	}
+	rec := newLayerRecord(p, opts)
+	if err := s.addIncompleteLocked(ctx, rec, layerLocation(opts, false)); err != nil {
+		return nil, err
+	}
+	if err := s.drv.CommitStaged(ctx, rec.ID, rec.Parent, staged, p.create); err != nil {
+		return nil, s.abortLayerLocked(ctx, rec.ID, fmt.Errorf("committing layer %s: %w", rec.ID, err))
+	}
+	if err := os.Rename(tsPath, s.layers.TarSplitPath(rec.ID)); err != nil {
+		return nil, s.abortLayerLocked(ctx, rec.ID, err)
+	}
+	applyResult(rec, staged.Result, opts)
+	if err := s.completeLocked(ctx, rec); err != nil {
+		return nil, s.abortLayerLocked(ctx, rec.ID, err)
+	}
+	return rec, nil
+}
+
+// applyResult records what extraction computed (§3.8).
+func applyResult(rec *layer.Layer, r archive.UnpackResult, opts LayerOptions) {
+	rec.CompressedDigest = r.CompressedDigest
+	rec.CompressedSize = r.CompressedSize
+	if opts.CompressedDigest != "" {
+		rec.CompressedDigest = opts.CompressedDigest
+	}
+	if opts.CompressedSize > 0 {
+		rec.CompressedSize = opts.CompressedSize
+	}
+	rec.UncompressedDigest = r.UncompressedDigest
+	if opts.UncompressedDigest != "" {
+		rec.UncompressedDigest = opts.UncompressedDigest
+	}
+	rec.UncompressedSize = r.UncompressedSize
+	rec.CompressionType = int(r.Compression)
+	rec.UIDs = slices.Clone(r.UIDs)
+	rec.GIDs = slices.Clone(r.GIDs)
+}
+
+// Layers returns a snapshot of every layer: the primary store's, then
+// those of the read-only stores (mount counts from mountpoints.json).
+func (s *Store) Layers(ctx context.Context) ([]layer.Layer, error) {
+	unlock, err := s.lockStores(ctx, lockSpec{layers: modeRead})
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	mounts, err := s.layers.Mounts(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []layer.Layer
+	seen := map[string]bool{}
+	for _, ls := range s.allLayerStores() {
+		for _, l := range ls.All() {
+			if seen[l.ID] {
+				continue
+			}
+			seen[l.ID] = true
+			out = append(out, snapshotLayer(l, mounts))
+		}
+	}
+	return out, nil
+}
+
+func snapshotLayer(l *layer.Layer, mounts map[string]layer.MountPoint) layer.Layer {
+	c := layer.Copy(l)
+	if m, ok := mounts[l.ID]; ok && !l.ReadOnly {
+		c.MountPoint, c.MountCount = m.Path, m.Count
+	}
+	return c
+}
+
+// Layer returns a snapshot of one layer (ID, name or unique prefix).
+func (s *Store) Layer(ctx context.Context, nameOrID string) (*layer.Layer, error) {
+	unlock, err := s.lockStores(ctx, lockSpec{layers: modeRead})
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	l, _, ok := s.lookupLayerLocked(nameOrID)
+	if !ok {
+		return nil, ErrLayerUnknown
+	}
+	mounts, err := s.layers.Mounts(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c := snapshotLayer(l, mounts)
+	return &c, nil
+}
+
+// LayersByDigest returns layers whose diff, TOC or compressed digest is d.
+func (s *Store) LayersByDigest(ctx context.Context, d digest.Digest) ([]layer.Layer, error) {
+	if err := d.Validate(); err != nil {
+		return nil, err
+	}
+	unlock, err := s.lockStores(ctx, lockSpec{layers: modeRead})
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	var out []layer.Layer
+	seen := map[string]bool{}
+	for _, ls := range s.allLayerStores() {
+		for _, id := range ls.ByDigest(d) {
+			if l, ok := ls.Get(id); ok && !seen[id] {
+				seen[id] = true
+				out = append(out, layer.Copy(l))
+			}
+		}
+	}
+	if len(out) == 0 {
+		return nil, ErrLayerUnknown
+	}
+	return out, nil
+}
+
+// StorageLayers lists the layer directories the driver has, records or not.
+func (s *Store) StorageLayers(ctx context.Context) ([]string, error) {
+	unlock, err := s.lockStores(ctx, lockSpec{layers: modeRead})
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	return s.drv.ListLayers()
+}

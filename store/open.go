@@ -1,0 +1,346 @@
+package store
+
+// Locking: the Store's fields are fixed at Open and safe without locks.
+// The record tables behind them are reached only through lockStores (or
+// the per-table LockRead/LockWrite inside internal/table), in the order
+// written in doc.go. storage.lock is taken for writing around Mount,
+// Unmount and Shutdown (v1.43 and main both do).
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/stowage/stowage/container"
+	"github.com/stowage/stowage/driver"
+	"github.com/stowage/stowage/driver/register"
+	"github.com/stowage/stowage/image"
+	"github.com/stowage/stowage/internal/table"
+	"github.com/stowage/stowage/layer"
+	"github.com/stowage/stowage/staging"
+)
+
+// Store is an open store. Safe for concurrent use by goroutines; shares the
+// directories with other processes through the lock files.
+type Store struct {
+	// Fixed at Open; safe without locks.
+	opts        Options
+	driverName  string
+	driverOpts  []string         // driver options after prefix stripping (without imagestore)
+	roRoots     []string         // read-only additional image store roots (A)
+	graphLock   *table.GraphLock // G/storage.lock
+	usernsLock  *table.GraphLock // G/userns.lock (no automatic userns yet: only created)
+	drv         driver.Driver
+	layers      *layer.Store     // primary read-write layer store
+	roLayers    []*layer.Store   // additional read-only stores, in configured order
+	images      *image.Store     // primary read-write image store (I when split)
+	extraImages []*image.Store   // other read-write image stores (G when split)
+	roImages    []*image.Store   // additional read-only image stores
+	containers  *container.Store // the container store
+}
+
+// Open opens (creating as needed) the store; it recovers incomplete layers
+// and stale temp dirs. A cancelled ctx leaves only created directories.
+func Open(ctx context.Context, opts Options) (*Store, error) {
+	if opts.GraphRoot == "" || opts.RunRoot == "" {
+		return nil, ErrIncompleteOptions
+	}
+	s := &Store{opts: opts}
+	for _, d := range []string{opts.GraphRoot, opts.RunRoot} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return nil, err
+		}
+	}
+	name, err := s.detectDriver()
+	if err != nil {
+		return nil, err
+	}
+	s.driverName = name
+	s.parseDriverOptions()
+	if s.graphLock, err = table.NewGraphLock(filepath.Join(opts.GraphRoot, "storage.lock")); err != nil {
+		return nil, err
+	}
+	if s.usernsLock, err = table.NewGraphLock(filepath.Join(opts.GraphRoot, "userns.lock")); err != nil {
+		return nil, err
+	}
+	for _, d := range []string{"mounts", "tmp"} { // v1.43 creates these
+		if err := os.MkdirAll(filepath.Join(opts.GraphRoot, d), 0o700); err != nil {
+			return nil, err
+		}
+	}
+	s.drv, err = register.New(ctx, name, driver.Options{
+		Root:          filepath.Join(opts.GraphRoot, name),
+		RunRoot:       filepath.Join(opts.RunRoot, name),
+		ImageStores:   s.roRoots,
+		DriverOptions: s.driverOpts,
+		UIDMap:        opts.UIDMap,
+		GIDMap:        opts.GIDMap,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("initializing driver %s: %w", name, err)
+	}
+	if s.drv.Name() != "" {
+		s.driverName = s.drv.Name()
+	}
+	if err := s.openTables(); err != nil {
+		return nil, err
+	}
+	// First load: repairs incomplete layers and duplicate names.
+	unlock, err := s.lockStores(ctx, lockSpec{layers: modeRead, images: modeRead, containers: modeRead})
+	if err != nil {
+		return nil, err
+	}
+	unlock()
+	return s, nil
+}
+
+func (s *Store) detectDriver() (string, error) {
+	name := s.opts.GraphDriverName
+	if name == "overlay2" {
+		name = "overlay"
+	}
+	if name != "" {
+		return name, nil
+	}
+	var found []string
+	for _, n := range register.Names() {
+		if fi, err := os.Stat(filepath.Join(s.opts.GraphRoot, n)); err == nil && fi.IsDir() {
+			found = append(found, n)
+		}
+	}
+	switch len(found) {
+	case 1:
+		return found[0], nil
+	case 0:
+		names := register.Names()
+		if len(names) == 0 {
+			return "", driver.ErrDriverUnknown
+		}
+		return names[0], nil
+	}
+	return "", fmt.Errorf("%s has driver homes for %v: choose a driver explicitly: %w", s.opts.GraphRoot, found, driver.ErrNotSupported)
+}
+
+// parseDriverOptions keeps options addressed to this driver ("<drv>.k=v",
+// ".k=v" or "k=v"), and turns imagestore=A into read-only image stores.
+func (s *Store) parseDriverOptions() {
+	for _, o := range s.opts.GraphDriverOptions {
+		key, val, _ := strings.Cut(o, "=")
+		switch {
+		case strings.HasPrefix(key, s.driverName+"."):
+			key = strings.TrimPrefix(key, s.driverName+".")
+		case strings.HasPrefix(key, "overlay2.") && s.driverName == "overlay":
+			key = strings.TrimPrefix(key, "overlay2.")
+		case strings.HasPrefix(key, "."):
+			key = key[1:]
+		case strings.Contains(key, "."):
+			continue // another driver's option
+		}
+		switch strings.ToLower(key) {
+		case "imagestore", "additionalimagestore":
+			for _, a := range strings.Split(val, ",") {
+				if a != "" {
+					s.roRoots = append(s.roRoots, a)
+				}
+			}
+			continue
+		}
+		s.driverOpts = append(s.driverOpts, key+"="+val)
+	}
+}
+
+func (s *Store) openTables() error {
+	g, r, d := s.opts.GraphRoot, s.opts.RunRoot, s.driverName
+	lopts := layer.Options{
+		Dir:    filepath.Join(g, d+"-layers"),
+		RunDir: filepath.Join(r, d+"-layers"),
+		RemoveLayer: func(ctx context.Context, id string) error {
+			return s.drv.Remove(ctx, id)
+		},
+		Recover: s.recoverStale,
+	}
+	if s.opts.ImageStore != "" {
+		lopts.ImageStoreDir = filepath.Join(s.opts.ImageStore, d+"-layers")
+	}
+	if s.opts.TransientStore {
+		lopts.VolatileDir = lopts.RunDir
+	}
+	var err error
+	if s.layers, err = layer.Open(lopts); err != nil {
+		return err
+	}
+	for _, a := range s.roRoots {
+		ls, err := layer.Open(layer.Options{Dir: filepath.Join(a, d+"-layers"), ReadOnly: true})
+		if err != nil {
+			return fmt.Errorf("additional image store %s: %w", a, err)
+		}
+		s.roLayers = append(s.roLayers, ls)
+	}
+	imgRoot := g
+	if s.opts.ImageStore != "" {
+		imgRoot = s.opts.ImageStore
+	}
+	if s.images, err = image.Open(image.Options{Dir: filepath.Join(imgRoot, d+"-images")}); err != nil {
+		return err
+	}
+	if s.opts.ImageStore != "" {
+		extra, err := image.Open(image.Options{Dir: filepath.Join(g, d+"-images")})
+		if err != nil {
+			return err
+		}
+		s.extraImages = append(s.extraImages, extra)
+	}
+	for _, a := range s.roRoots {
+		is, err := image.Open(image.Options{Dir: filepath.Join(a, d+"-images"), ReadOnly: true})
+		if err != nil {
+			return fmt.Errorf("additional image store %s: %w", a, err)
+		}
+		s.roImages = append(s.roImages, is)
+	}
+	copts := container.Options{Dir: filepath.Join(g, d+"-containers")}
+	if s.opts.TransientStore {
+		copts.LockDir = filepath.Join(r, d+"-containers")
+	}
+	if s.containers, err = container.Open(copts); err != nil {
+		return err
+	}
+	return os.MkdirAll(filepath.Join(r, d+"-containers"), 0o700)
+}
+
+// recoverStale removes temp dirs whose owners died: the layer store's tmp
+// and the driver's tempdirs.
+func (s *Store) recoverStale() error {
+	var errs []error
+	for _, root := range []string{
+		filepath.Join(s.layers.Dir(), "tmp"),
+		filepath.Join(s.opts.GraphRoot, s.driverName, "tempdirs"),
+	} {
+		if _, err := os.Stat(root); err != nil {
+			continue
+		}
+		if err := staging.RecoverStale(root); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Close releases in-process resources. It does not unmount anything.
+func (s *Store) Close() error { return nil }
+
+// GraphRoot returns G.
+func (s *Store) GraphRoot() string { return s.opts.GraphRoot }
+
+// RunRoot returns R.
+func (s *Store) RunRoot() string { return s.opts.RunRoot }
+
+// GraphDriverName returns the driver name as recorded on disk.
+func (s *Store) GraphDriverName() string { return s.driverName }
+
+// GraphOptions returns the driver options as given to Open.
+func (s *Store) GraphOptions() []string { return s.opts.GraphDriverOptions }
+
+// ImageStore returns the split image store root, if any.
+func (s *Store) ImageStore() string { return s.opts.ImageStore }
+
+// TransientStore reports whether containers are volatile and their lock lives in R.
+func (s *Store) TransientStore() bool { return s.opts.TransientStore }
+
+// lock modes for lockStores.
+type lockMode int
+
+const (
+	modeNone lockMode = iota
+	modeRead
+	modeWrite
+)
+
+// lockSpec says which tables an operation locks and how. Read-only
+// stores are always read-locked when their kind is locked at all.
+type lockSpec struct {
+	layers, images, containers lockMode
+}
+
+// lockStores takes the tables' locks in the order of doc.go and returns a
+// function that releases them in reverse.
+func (s *Store) lockStores(ctx context.Context, spec lockSpec) (func(), error) {
+	var unlocks []func()
+	release := func() {
+		for i := len(unlocks) - 1; i >= 0; i-- {
+			unlocks[i]()
+		}
+	}
+	take := func(m lockMode, rd, wr func(context.Context) (func(), error)) error {
+		var u func()
+		var err error
+		switch m {
+		case modeNone:
+			return nil
+		case modeRead:
+			u, err = rd(ctx)
+		case modeWrite:
+			u, err = wr(ctx)
+		}
+		if err != nil {
+			return err
+		}
+		unlocks = append(unlocks, u)
+		return nil
+	}
+	steps := []func() error{
+		func() error { return take(spec.layers, s.layers.LockRead, s.layers.LockWrite) },
+		func() error {
+			if spec.layers == modeNone {
+				return nil
+			}
+			for _, l := range s.roLayers {
+				if err := take(modeRead, l.LockRead, nil); err != nil {
+					return err
+				}
+			}
+			return nil
+		},
+		func() error { return take(spec.images, s.images.LockRead, s.images.LockWrite) },
+		func() error {
+			for _, is := range s.extraImages {
+				if err := take(spec.images, is.LockRead, is.LockWrite); err != nil {
+					return err
+				}
+			}
+			if spec.images == modeNone {
+				return nil
+			}
+			for _, is := range s.roImages {
+				if err := take(modeRead, is.LockRead, nil); err != nil {
+					return err
+				}
+			}
+			return nil
+		},
+		func() error { return take(spec.containers, s.containers.LockRead, s.containers.LockWrite) },
+	}
+	for _, step := range steps {
+		if err := step(); err != nil {
+			release()
+			return nil, err
+		}
+	}
+	return release, nil
+}
+
+// allLayerStores returns the primary then the read-only layer stores.
+func (s *Store) allLayerStores() []*layer.Store {
+	return append([]*layer.Store{s.layers}, s.roLayers...)
+}
+
+// allImageStores returns the read-write then the read-only image stores.
+func (s *Store) allImageStores() []*image.Store {
+	out := append([]*image.Store{s.images}, s.extraImages...)
+	return append(out, s.roImages...)
+}
+
+// newID returns a fresh ID not used by any store of the kinds given.
+func newID(taken func(string) bool) (string, error) { return table.NewID(taken) }

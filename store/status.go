@@ -1,0 +1,63 @@
+package store
+
+import (
+	"context"
+	"fmt"
+)
+
+// Status returns "Root", "Run Root", "Driver Name", "Driver Options" (Go
+// list format) and the driver's own pairs.
+func (s *Store) Status(ctx context.Context) ([][2]string, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	out := [][2]string{
+		{"Root", s.opts.GraphRoot},
+		{"Run Root", s.opts.RunRoot},
+		{"Driver Name", s.driverName},
+		{"Driver Options", fmt.Sprintf("%v", s.opts.GraphDriverOptions)},
+	}
+	return append(out, s.drv.Status()...), nil
+}
+
+// Shutdown (spec §7.9) lists the mounted layers; with force it unmounts
+// them. If any layer was mounted it returns them with an error wrapping
+// ErrLayerMounted and ErrLayerUsedByContainer, even after force. Only
+// when nothing was mounted does it record a storage.lock token and call
+// the driver's Cleanup.
+func (s *Store) Shutdown(ctx context.Context, force bool) ([]string, error) {
+	gunlock, err := s.graphLock.LockWrite(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer gunlock()
+	unlock, err := s.lockStores(ctx, lockSpec{layers: modeWrite})
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	mounts, err := s.layers.Mounts(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var mounted []string
+	for _, l := range s.layers.All() {
+		if mounts[l.ID].Count > 0 {
+			mounted = append(mounted, l.ID)
+		}
+	}
+	if len(mounted) > 0 {
+		if force {
+			for _, id := range mounted {
+				if _, err := s.unmountLocked(ctx, id, true); err != nil {
+					return mounted, err
+				}
+			}
+		}
+		return mounted, fmt.Errorf("%w: %w", ErrLayerMounted, ErrLayerUsedByContainer)
+	}
+	if err := s.graphLock.RecordWrite(); err != nil {
+		return nil, err
+	}
+	return nil, s.drv.Cleanup(ctx)
+}
