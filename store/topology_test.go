@@ -218,3 +218,36 @@ func TestHelperChildCreateImage(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestSplitImageStore(t *testing.T) {
+	ctx := testCtx(t)
+	dir := t.TempDir()
+	opts := Options{GraphRoot: filepath.Join(dir, "root"), RunRoot: filepath.Join(dir, "run"), ImageStore: filepath.Join(dir, "is"), GraphDriverName: "vfs"}
+	s, err := Open(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := s.CreateLayer(ctx, LayerOptions{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := s.CreateImage(ctx, ImageOptions{TopLayer: l.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for path, id := range map[string]string{
+		filepath.Join(opts.ImageStore, "vfs-layers", "layers.json"): l.ID,
+		filepath.Join(opts.ImageStore, "vfs-images", "images.json"): img.ID,
+	} {
+		if data, err := os.ReadFile(path); err != nil || !strings.Contains(string(data), id) {
+			t.Fatalf("%s: %s %v", path, data, err)
+		}
+	}
+	c, err := s.CreateContainer(ctx, ContainerOptions{Image: img.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if data, _ := os.ReadFile(filepath.Join(opts.GraphRoot, "vfs-layers", "layers.json")); !strings.Contains(string(data), c.LayerID) {
+		t.Fatalf("container layer not in G: %s", data)
+	}
+}
