@@ -107,7 +107,7 @@ func TestStoreCommands(t *testing.T) {
 		t.Errorf("exists -i on a container: %d %q", code, out)
 	}
 	s.ok("", "add-names", "-n", "c2", ctr)
-	if out := s.ok("", "get-names", ctr); out != "c1\nc2\n" {
+	if out := s.ok("", "get-names", ctr); out != "c2\nc1\n" { // add-names prepends, as upstream
 		t.Errorf("get-names = %q", out)
 	}
 	if code, _, errOut := s.do("", "delete-image", img); code != 1 || !strings.Contains(errOut, "image is in use by a container") {
