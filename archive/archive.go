@@ -1,9 +1,3 @@
-// Package archive owns layer tar streams: compression detection, the
-// single-pass unpack (digests, sizes, tar-split, UID/GID sets, whiteouts,
-// confinement of hostile paths) and generating diffs from directories.
-//
-// CONTRACT: the exported signatures in this file are fixed; bodies are
-// filled in by the archive work.
 package archive
 
 import (
@@ -61,32 +55,6 @@ type UnpackResult struct {
 	UncompressedSize   int64    // every byte of the uncompressed stream, trailer included
 	UIDs, GIDs         []uint32 // sorted, unique tar IDs of non-whiteout entries
 	Size               int64    // bytes of regular-file content written (hard links once)
-}
-
-// Sentinel errors.
-var (
-	ErrUnsafePath       = errors.New("path escapes the layer directory")
-	ErrDuplicatePath    = errors.New("duplicates of file paths not supported")
-	ErrUnsupportedCompr = errors.New("unsupported compression format")
-)
-
-// Unpack reads a possibly compressed layer blob and extracts it into the
-// existing directory dest, in one streaming pass. On error dest may hold a
-// partial tree: the caller owns removing it.
-func Unpack(ctx context.Context, dest string, blob io.Reader, opts UnpackOptions) (UnpackResult, error) {
-	return UnpackResult{}, errors.New("archive: not implemented")
-}
-
-// DecompressStream detects the compression of r (peeking with ReadFull) and
-// returns the decompressed stream. Empty input is an empty uncompressed stream.
-func DecompressStream(r io.Reader) (io.ReadCloser, Compression, error) {
-	return nil, 0, errors.New("archive: not implemented")
-}
-
-// CompressStream wraps w with the given compression (Uncompressed, Gzip or
-// Zstd; others fail with ErrUnsupportedCompr, e.g. "unsupported compression format tar.bz2").
-func CompressStream(w io.Writer, c Compression) (io.WriteCloser, error) {
-	return nil, errors.New("archive: not implemented")
 }
 
 // ChangeKind is the kind of a Change: the integers containers/storage uses.

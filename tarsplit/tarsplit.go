@@ -1,16 +1,15 @@
-// Package tarsplit owns per-layer tar-split metadata (<id>.tar-split.gz):
-// writing it while a tar streams through, reading it, and reassembling the
-// bit-identical original tar.
 package tarsplit
 
 import (
+	"bytes"
 	"context"
-	"errors"
+	"fmt"
+	"hash/crc64"
 	"io"
-)
 
-// ErrFileIntegrity reports a layer file whose CRC-64 differs from the tar-split record.
-var ErrFileIntegrity = errors.New("file integrity checksum failed")
+	"github.com/klauspost/compress/gzip"
+	"github.com/vbatts/tar-split/tar/storage"
+)
 
 // Opener opens a layer file by its tar-split name (as it appeared in the archive).
 type Opener func(name string) (io.ReadCloser, error)
@@ -18,7 +17,80 @@ type Opener func(name string) (io.ReadCloser, error)
 // Reassemble writes the original uncompressed tar to w from the gzip'd
 // tar-split stream and the files open returns, verifying each file's CRC-64
 // (a mismatch fails with an error wrapping ErrFileIntegrity whose text is
-// "file integrity checksum failed for <name>").
+// "file integrity checksum failed for <name>"). ctx is checked between
+// entries; a cancelled ctx leaves w with a prefix of the tar.
 func Reassemble(ctx context.Context, w io.Writer, tarSplitGz io.Reader, open Opener) error {
-	return errors.New("tarsplit: not implemented")
+	zr, err := gzip.NewReader(tarSplitGz)
+	if err != nil {
+		return fmt.Errorf("reading tar-split: %w: %w", ErrCorrupt, err)
+	}
+	defer zr.Close()
+	return ReassembleJSON(ctx, w, zr, open)
+}
+
+// ReassembleJSON is Reassemble on the uncompressed JSON stream.
+func ReassembleJSON(ctx context.Context, w io.Writer, jsonStream io.Reader, open Opener) error {
+	up := storage.NewJSONUnpacker(jsonStream)
+	buf := make([]byte, 1<<20)
+	crc := crc64.New(storage.CRCTable)
+	sum := make([]byte, 0, 8)
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		e, err := up.Next()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("reading tar-split: %w: %w", ErrCorrupt, err)
+		}
+		switch e.Type {
+		case storage.SegmentType:
+			if _, err := w.Write(e.Payload); err != nil {
+				return err
+			}
+		case storage.FileType:
+			if e.Size == 0 {
+				continue
+			}
+			if e.Size < 0 {
+				return fmt.Errorf("reading tar-split: entry %q has size %d: %w", e.GetName(), e.Size, ErrCorrupt)
+			}
+			name := e.GetName()
+			if err := copyFile(w, open, name, e, crc, buf, &sum); err != nil {
+				return err
+			}
+		default:
+			return fmt.Errorf("reading tar-split: unknown entry type %d: %w", e.Type, ErrCorrupt)
+		}
+	}
+}
+
+func copyFile(w io.Writer, open Opener, name string, e *storage.Entry, crc interface {
+	io.Writer
+	Reset()
+	Sum([]byte) []byte
+}, buf []byte, sum *[]byte) error {
+	f, err := open(name)
+	if err != nil {
+		return fmt.Errorf("opening layer file %q: %w", name, err)
+	}
+	defer f.Close()
+	crc.Reset()
+	// Copy exactly Size bytes; a shorter or longer file is an integrity failure.
+	n, err := io.CopyBuffer(io.MultiWriter(w, crc), io.LimitReader(f, e.Size), buf)
+	if err != nil {
+		return fmt.Errorf("copying layer file %q: %w", name, err)
+	}
+	var extra [1]byte
+	m, _ := io.ReadFull(f, extra[:])
+	if n != e.Size || m != 0 {
+		return fmt.Errorf("%w for %s (size differs from %d)", ErrFileIntegrity, name, e.Size)
+	}
+	*sum = crc.Sum((*sum)[:0])
+	if !bytes.Equal(*sum, e.Payload) {
+		return fmt.Errorf("%w for %s", ErrFileIntegrity, name)
+	}
+	return nil
 }

@@ -1,0 +1,392 @@
+package archive
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"path"
+	"strings"
+	"time"
+
+	"github.com/vbatts/tar-split/archive/tar"
+	"golang.org/x/sys/unix"
+
+	"github.com/stowage/stowage/internal/idmap"
+)
+
+// entry extracts one tar entry; r is positioned at its payload.
+func (u *unpacker) entry(hdr *tar.Header, r io.Reader) error {
+	rel := cleanRel(hdr.Name)
+	if rel == "" {
+		return nil // the layer root itself: it exists, upstream skips it
+	}
+	if hdr.Typeflag == tar.TypeXGlobalHeader {
+		return nil
+	}
+	base := path.Base(rel)
+	if strings.HasPrefix(rel, whiteoutMetaPrefix) {
+		// AUFS metadata (.wh..wh.plnk/...): extracted so hard links into it
+		// can be satisfied, removed when the archive is done.
+		u.aufsMeta = true
+	} else if strings.HasPrefix(base, whiteoutPrefix) {
+		return u.whiteout(hdr, rel, base)
+	}
+
+	uid, gid, chown, err := u.owner(hdr)
+	if err != nil {
+		return err
+	}
+
+	pfd, err := u.root.parent(rel, true)
+	if err != nil {
+		return u.pathErr(hdr, rel, err)
+	}
+	mode := uint32(hdr.Mode) & 0o7777
+	perm := mode & 0o777
+	isDir := hdr.Typeflag == tar.TypeDir
+	merged := false
+	linkIsSymlink := false
+
+	create := func() (int, error) {
+		switch hdr.Typeflag {
+		case tar.TypeDir:
+			return -1, unix.Mkdirat(pfd, base, perm)
+		case tar.TypeReg, tar.TypeRegA, tar.TypeCont:
+			return unix.Openat(pfd, base, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, perm)
+		case tar.TypeSymlink:
+			return -1, unix.Symlinkat(hdr.Linkname, pfd, base)
+		case tar.TypeLink:
+			target := cleanRel(hdr.Linkname)
+			if target == "" {
+				return -1, fmt.Errorf("hard link to the layer root: %w", ErrUnsafePath)
+			}
+			tpfd, err := u.root.parent(target, false)
+			if err != nil {
+				return -1, err
+			}
+			var st unix.Stat_t
+			if err := unix.Fstatat(tpfd, path.Base(target), &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+				return -1, err
+			}
+			linkIsSymlink = st.Mode&unix.S_IFMT == unix.S_IFLNK
+			return -1, unix.Linkat(tpfd, path.Base(target), pfd, base, 0)
+		case tar.TypeChar, tar.TypeBlock:
+			if u.inUserNS {
+				return -1, errSkip
+			}
+			t := uint32(unix.S_IFCHR)
+			if hdr.Typeflag == tar.TypeBlock {
+				t = unix.S_IFBLK
+			}
+			return -1, unix.Mknodat(pfd, base, t|perm, int(unix.Mkdev(uint32(hdr.Devmajor), uint32(hdr.Devminor))))
+		case tar.TypeFifo:
+			return -1, unix.Mknodat(pfd, base, unix.S_IFIFO|perm, 0)
+		}
+		return -1, fmt.Errorf("type %q: %w", hdr.Typeflag, ErrUnsupportedType)
+	}
+
+	fd, err := create()
+	if err == unix.EEXIST {
+		var st unix.Stat_t
+		if serr := unix.Fstatat(pfd, base, &st, unix.AT_SYMLINK_NOFOLLOW); serr != nil {
+			return u.pathErr(hdr, rel, serr)
+		}
+		if isDir && st.Mode&unix.S_IFMT == unix.S_IFDIR {
+			merged = true
+			err = nil
+		} else {
+			if rerr := removeAllAt(pfd, base); rerr != nil {
+				return u.pathErr(hdr, rel, rerr)
+			}
+			u.root.invalidate()
+			fd, err = create()
+		}
+	}
+	if err == errSkip {
+		return nil
+	}
+	if err != nil {
+		return u.pathErr(hdr, rel, err)
+	}
+	u.unpacked[rel] = struct{}{}
+
+	if fd >= 0 {
+		werr := u.readPayload(r, fd)
+		if werr == nil {
+			u.size += hdr.Size
+			werr = u.fileMeta(fd, hdr, uid, gid, chown, mode)
+		}
+		cerr := unix.Close(fd)
+		if werr == nil {
+			werr = cerr
+		}
+		if werr != nil {
+			return u.pathErr(hdr, rel, werr)
+		}
+	} else {
+		if err := u.meta(pfd, base, hdr, uid, gid, chown, mode, merged, linkIsSymlink); err != nil {
+			return u.pathErr(hdr, rel, err)
+		}
+	}
+
+	atime, mtime := entryTimes(hdr)
+	if isDir {
+		u.dirTimes = append(u.dirTimes, dirTime{rel: rel, atime: atime, mtime: mtime})
+		return nil
+	}
+	if hdr.Typeflag == tar.TypeLink && linkIsSymlink {
+		return nil
+	}
+	ts := []unix.Timespec{unix.NsecToTimespec(atime.UnixNano()), unix.NsecToTimespec(mtime.UnixNano())}
+	if err := unix.UtimesNanoAt(pfd, base, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return u.pathErr(hdr, rel, fmt.Errorf("setting times: %w", err))
+	}
+	return nil
+}
+
+var errSkip = errors.New("skip entry")
+
+func entryTimes(hdr *tar.Header) (atime, mtime time.Time) {
+	mtime = hdr.ModTime
+	atime = hdr.AccessTime
+	if atime.Before(mtime) {
+		atime = mtime
+	}
+	return atime, mtime
+}
+
+func (u *unpacker) pathErr(hdr *tar.Header, rel string, err error) error {
+	return fmt.Errorf("extracting tar entry %q (%s): %w", hdr.Name, rel, err)
+}
+
+// owner maps the entry's tar IDs to host IDs. chown is false when the IDs
+// are unmapped and chown errors are ignored.
+func (u *unpacker) owner(hdr *tar.Header) (uid, gid int, chown bool, err error) {
+	uid, err = idmap.ToHost(hdr.Uid, u.opts.UIDMap)
+	if err == nil {
+		gid, err = idmap.ToHost(hdr.Gid, u.opts.GIDMap)
+	}
+	if err != nil {
+		if u.opts.IgnoreChownErrors {
+			return -1, -1, false, nil
+		}
+		return -1, -1, false, fmt.Errorf("tar entry %q: owner %d:%d: %w", hdr.Name, hdr.Uid, hdr.Gid, err)
+	}
+	return uid, gid, true, nil
+}
+
+func (u *unpacker) chownErr(err error) error {
+	if u.opts.IgnoreChownErrors {
+		return nil
+	}
+	if err == unix.EINVAL {
+		return fmt.Errorf("potentially insufficient UIDs or GIDs available in user namespace (check /etc/subuid and /etc/subgid): lchown: %w", err)
+	}
+	return fmt.Errorf("lchown: %w", err)
+}
+
+// fileMeta applies owner, mode and xattrs to a regular file through its fd.
+func (u *unpacker) fileMeta(fd int, hdr *tar.Header, uid, gid int, chown bool, mode uint32) error {
+	chowned := false
+	if chown {
+		if err := unix.Fchown(fd, uid, gid); err != nil {
+			if err := u.chownErr(err); err != nil {
+				return err
+			}
+		} else {
+			chowned = true
+		}
+	}
+	// open(2) applied perm&^umask; fix up when that lost bits, when there
+	// are special bits, or when chown may have cleared them.
+	if mode&0o7000 != 0 || mode&u.umask != 0 || (chowned && mode&0o6000 != 0) {
+		if err := unix.Fchmod(fd, mode); err != nil {
+			return fmt.Errorf("chmod: %w", err)
+		}
+	}
+	for k, v := range hdr.PAXRecords {
+		name, ok := strings.CutPrefix(k, "SCHILY.xattr.")
+		if !ok || name == "security.selinux" {
+			continue
+		}
+		if err := u.xattrErr2(unix.Fsetxattr(fd, name, []byte(v), 0)); err != nil {
+			return fmt.Errorf("setxattr %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// meta applies owner, mode and xattrs to a non-regular entry.
+func (u *unpacker) meta(pfd int, base string, hdr *tar.Header, uid, gid int, chown bool, mode uint32, merged, linkIsSymlink bool) error {
+	if chown {
+		if err := unix.Fchownat(pfd, base, uid, gid, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			if err := u.chownErr(err); err != nil {
+				return err
+			}
+		}
+	}
+	if hdr.Typeflag != tar.TypeSymlink && !(hdr.Typeflag == tar.TypeLink && linkIsSymlink) {
+		// fchmodat follows symlinks, but base was just created (or
+		// checked) as a non-symlink by this single writer.
+		if err := unix.Fchmodat(pfd, base, mode, 0); err != nil {
+			return fmt.Errorf("chmod: %w", err)
+		}
+	}
+	for k, v := range hdr.PAXRecords {
+		name, ok := strings.CutPrefix(k, "SCHILY.xattr.")
+		if !ok || name == "security.selinux" {
+			continue
+		}
+		if err := u.xattrErr2(unix.Lsetxattr(procPath(pfd, base), name, []byte(v), 0)); err != nil {
+			return fmt.Errorf("setxattr %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// xattrErr2 tolerates ENOTSUP (and EPERM in a user namespace), remembering
+// the first such error.
+func (u *unpacker) xattrErr2(err error) error {
+	if err == nil {
+		return nil
+	}
+	if err == unix.ENOTSUP || err == unix.EOPNOTSUPP || (err == unix.EPERM && u.inUserNS) {
+		if u.xattrErr == nil {
+			u.xattrErr = err
+		}
+		return nil
+	}
+	return err
+}
+
+// whiteout applies an AUFS whiteout entry.
+func (u *unpacker) whiteout(hdr *tar.Header, rel, base string) error {
+	dir := path.Dir(rel)
+	if dir == "." {
+		dir = ""
+	}
+	if u.opts.Whiteouts == WhiteoutOverlay {
+		return u.overlayWhiteout(hdr, rel, base, dir)
+	}
+	if base == whiteoutOpaqueDir {
+		dfd, err := u.root.resolveDir(dir)
+		if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) {
+			return nil
+		}
+		if err != nil {
+			return u.pathErr(hdr, rel, err)
+		}
+		if err := u.opaque(dfd, dir); err != nil {
+			return u.pathErr(hdr, rel, err)
+		}
+		u.root.invalidate()
+		return nil
+	}
+	victim := path.Join(dir, strings.TrimPrefix(base, whiteoutPrefix))
+	pfd, err := u.root.parent(victim, false)
+	if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) {
+		return nil
+	}
+	if err != nil {
+		return u.pathErr(hdr, rel, err)
+	}
+	if err := removeAllAt(pfd, path.Base(victim)); err != nil {
+		return u.pathErr(hdr, rel, err)
+	}
+	u.root.invalidate()
+	return nil
+}
+
+// opaque removes every entry below dir that this tar did not unpack.
+func (u *unpacker) opaque(dfd int, dir string) error {
+	names, err := readDirNames(dfd)
+	if err != nil {
+		return err
+	}
+	for _, n := range names {
+		p := path.Join(dir, n)
+		if _, ok := u.unpacked[p]; !ok {
+			if err := removeAllAt(dfd, n); err != nil {
+				return err
+			}
+			continue
+		}
+		var st unix.Stat_t
+		if err := unix.Fstatat(dfd, n, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			return err
+		}
+		if st.Mode&unix.S_IFMT == unix.S_IFDIR {
+			cfd, err := unix.Openat(dfd, n, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+			if err != nil {
+				return err
+			}
+			err = u.opaque(cfd, p)
+			unix.Close(cfd)
+			if err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (u *unpacker) overlayWhiteout(hdr *tar.Header, rel, base, dir string) error {
+	uid, gid, chown, err := u.owner(hdr)
+	if err != nil {
+		return err
+	}
+	if base == whiteoutOpaqueDir {
+		var dfd int
+		if dir == "" {
+			dfd = u.root.fd
+		} else {
+			dfd, err = u.root.resolveDir(dir)
+			if errors.Is(err, unix.ENOENT) {
+				dfd, err = u.root.mkdirAll(dir)
+			}
+			if err != nil {
+				return u.pathErr(hdr, rel, err)
+			}
+		}
+		xattr := u.opts.OpaqueXattr
+		if xattr == "" {
+			xattr = "trusted.overlay.opaque"
+		}
+		if err := unix.Setxattr("/proc/self/fd/"+itoa(dfd), xattr, []byte("y"), 0); err != nil {
+			return u.pathErr(hdr, rel, fmt.Errorf("setxattr %s: %w", xattr, err))
+		}
+		return nil
+	}
+	name := strings.TrimPrefix(base, whiteoutPrefix)
+	victim := path.Join(dir, name)
+	pfd, err := u.root.parent(victim, true)
+	if errors.Is(err, unix.ENOTDIR) {
+		return nil
+	}
+	if err != nil {
+		return u.pathErr(hdr, rel, err)
+	}
+	err = unix.Mknodat(pfd, name, unix.S_IFCHR, 0)
+	if err == unix.EEXIST {
+		if err := removeAllAt(pfd, name); err != nil {
+			return u.pathErr(hdr, rel, err)
+		}
+		u.root.invalidate()
+		err = unix.Mknodat(pfd, name, unix.S_IFCHR, 0)
+	}
+	if err == unix.ENOTDIR {
+		return nil
+	}
+	if err != nil {
+		return u.pathErr(hdr, rel, fmt.Errorf("mknod whiteout: %w", err))
+	}
+	u.unpacked[victim] = struct{}{}
+	if chown {
+		if err := unix.Fchownat(pfd, name, uid, gid, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			if err := u.chownErr(err); err != nil {
+				return u.pathErr(hdr, rel, err)
+			}
+		}
+	}
+	return nil
+}

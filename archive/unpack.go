@@ -1,0 +1,410 @@
+package archive
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"hash"
+	"hash/crc64"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/klauspost/pgzip"
+	"github.com/opencontainers/go-digest"
+	"github.com/vbatts/tar-split/archive/tar"
+	"github.com/vbatts/tar-split/tar/storage"
+	"golang.org/x/sys/unix"
+
+	"github.com/stowage/stowage/internal/idmap"
+)
+
+const (
+	whiteoutPrefix     = ".wh."
+	whiteoutMetaPrefix = ".wh..wh."
+	whiteoutOpaqueDir  = ".wh..wh..opq"
+	copyBufSize        = 1 << 20
+)
+
+// Unpack reads a possibly compressed layer blob and extracts it into the
+// existing directory dest, in one streaming pass. On error dest may hold a
+// partial tree: the caller owns removing it. A cancelled ctx is noticed
+// between entries.
+func Unpack(ctx context.Context, dest string, blob io.Reader, opts UnpackOptions) (res UnpackResult, retErr error) {
+	if opts.CompressedDigest != "" && opts.CompressedDigest.Algorithm() != digest.SHA256 {
+		return res, fmt.Errorf("compressed digest %q: only sha256 is supported", opts.CompressedDigest)
+	}
+	if opts.UncompressedDigest != "" && opts.UncompressedDigest.Algorithm() != digest.SHA256 {
+		return res, fmt.Errorf("uncompressed digest %q: only sha256 is supported", opts.UncompressedDigest)
+	}
+
+	// Compressed side: count (and hash unless trusted) every input byte.
+	var cHash *asyncHasher
+	cCount := &countWriter{}
+	var cSink io.Writer = cCount
+	if opts.CompressedDigest == "" {
+		cHash = newAsyncHasher()
+		defer cHash.stop()
+		cSink = io.MultiWriter(cCount, cHash)
+	}
+	raw := bufio.NewReaderSize(io.TeeReader(blob, cSink), copyBufSize)
+	comp, err := peekCompression(raw)
+	if err != nil {
+		return res, fmt.Errorf("reading layer: %w", err)
+	}
+	res.Compression = comp
+	dec, err := decompressor(raw, comp)
+	if err != nil {
+		return res, err
+	}
+	defer dec.Close()
+
+	// Uncompressed side.
+	uCount := &countWriter{}
+	var uSink io.Writer = uCount
+	var uHash *asyncHasher
+	if comp != Uncompressed && opts.UncompressedDigest == "" {
+		uHash = newAsyncHasher()
+		defer uHash.stop()
+		uSink = io.MultiWriter(uCount, uHash)
+	}
+	var stream *bufio.Reader
+	if comp == Uncompressed {
+		// raw already buffers; count what the tar reader consumes from it.
+		stream = bufio.NewReaderSize(io.TeeReader(raw, uSink), 64<<10)
+	} else {
+		stream = bufio.NewReaderSize(io.TeeReader(dec, uSink), copyBufSize)
+	}
+
+	u, err := newUnpacker(ctx, dest, opts)
+	if err != nil {
+		return res, err
+	}
+	defer u.root.close()
+
+	var gz *pgzip.Writer
+	if opts.TarSplit != nil {
+		gz, err = pgzip.NewWriterLevel(opts.TarSplit, pgzip.BestSpeed)
+		if err != nil {
+			return res, err
+		}
+		if err := gz.SetConcurrency(1<<20, 1); err != nil {
+			return res, err
+		}
+		u.packer = storage.NewJSONPacker(gz)
+		u.crc = crc64.New(storage.CRCTable)
+	}
+
+	if err := u.run(stream); err != nil {
+		return res, err
+	}
+	// Drain the end-of-archive blocks and any trailing padding so that the
+	// size, digest and tar-split cover the whole stream.
+	if err := u.drain(stream); err != nil {
+		return res, fmt.Errorf("reading layer padding: %w", err)
+	}
+	if _, err := io.Copy(io.Discard, raw); err != nil {
+		return res, fmt.Errorf("reading layer: %w", err)
+	}
+	if err := u.finish(); err != nil {
+		return res, err
+	}
+	if gz != nil {
+		if err := gz.Close(); err != nil {
+			return res, fmt.Errorf("writing tar-split: %w", err)
+		}
+	}
+
+	res.CompressedSize = cCount.n
+	res.UncompressedSize = uCount.n
+	if cHash != nil {
+		res.CompressedDigest = cHash.Sum()
+	} else {
+		res.CompressedDigest = opts.CompressedDigest
+	}
+	switch {
+	case opts.UncompressedDigest != "":
+		res.UncompressedDigest = opts.UncompressedDigest
+	case uHash != nil:
+		res.UncompressedDigest = uHash.Sum()
+	default:
+		res.UncompressedDigest = res.CompressedDigest
+	}
+	res.UIDs = sortedIDs(u.uids)
+	res.GIDs = sortedIDs(u.gids)
+	res.Size = u.size
+	return res, nil
+}
+
+func sortedIDs(m map[uint32]struct{}) []uint32 {
+	out := make([]uint32, 0, len(m))
+	for id := range m {
+		out = append(out, id)
+	}
+	slices.Sort(out)
+	return out
+}
+
+type dirTime struct {
+	rel          string
+	atime, mtime time.Time
+}
+
+type unpacker struct {
+	ctx      context.Context
+	opts     UnpackOptions
+	root     *root
+	buf      []byte
+	umask    uint32
+	inUserNS bool
+	euid     int
+	egid     int
+
+	packer storage.Packer
+	crc    hash.Hash64
+	crcSum []byte
+	names  map[string]struct{} // cleaned names seen, for duplicate detection
+
+	unpacked map[string]struct{} // rel paths created by this tar (opaque handling)
+	dirTimes []dirTime
+	aufsMeta bool // some .wh..wh.* metadata was extracted at the root
+	uids     map[uint32]struct{}
+	gids     map[uint32]struct{}
+	size     int64
+	xattrErr error // first tolerated xattr error
+}
+
+func newUnpacker(ctx context.Context, dest string, opts UnpackOptions) (*unpacker, error) {
+	rt, err := openRoot(dest)
+	if err != nil {
+		return nil, err
+	}
+	u := &unpacker{
+		ctx:      ctx,
+		opts:     opts,
+		root:     rt,
+		buf:      make([]byte, copyBufSize),
+		umask:    currentUmask(),
+		inUserNS: inUserNS(),
+		euid:     os.Geteuid(),
+		egid:     os.Getegid(),
+		names:    map[string]struct{}{},
+		unpacked: map[string]struct{}{},
+		uids:     map[uint32]struct{}{},
+		gids:     map[uint32]struct{}{},
+		crcSum:   make([]byte, 0, 8),
+	}
+	rt.uid, rt.gid, err = idmap.RootPair(opts.UIDMap, opts.GIDMap)
+	if err != nil {
+		rt.close()
+		return nil, fmt.Errorf("mapping root for implicit directories: %w", err)
+	}
+	rt.created = func(rel string) { u.unpacked[rel] = struct{}{} }
+	return u, nil
+}
+
+func (u *unpacker) addSegment(b []byte) error {
+	if u.packer == nil || len(b) == 0 {
+		return nil
+	}
+	if _, err := u.packer.AddEntry(storage.Entry{Type: storage.SegmentType, Payload: b}); err != nil {
+		return fmt.Errorf("recording tar-split: %w", err)
+	}
+	return nil
+}
+
+func (u *unpacker) run(stream io.Reader) error {
+	tr := tar.NewReader(stream)
+	tr.RawAccounting = u.packer != nil
+	for {
+		if err := u.ctx.Err(); err != nil {
+			return err
+		}
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			return u.addSegment(tr.RawBytes())
+		}
+		if err != nil {
+			return fmt.Errorf("reading tar: %w", err)
+		}
+		if err := u.addSegment(tr.RawBytes()); err != nil {
+			return err
+		}
+		if !strings.HasPrefix(path.Base(hdr.Name), whiteoutPrefix) {
+			u.uids[uint32(hdr.Uid)] = struct{}{}
+			u.gids[uint32(hdr.Gid)] = struct{}{}
+		}
+		if isSparse(hdr) {
+			return fmt.Errorf("tar entry %q: %w", hdr.Name, ErrSparse)
+		}
+		if u.packer != nil {
+			key := filepath.Clean(hdr.Name)
+			if _, dup := u.names[key]; dup {
+				return fmt.Errorf("tar entry %q: %w", hdr.Name, ErrDuplicatePath)
+			}
+			u.names[key] = struct{}{}
+		}
+		if u.crc != nil {
+			u.crc.Reset()
+		}
+		err = u.entry(hdr, tr)
+		u.root.flush()
+		if err != nil {
+			return err
+		}
+		// Consume what extraction did not (whiteout payloads, skipped
+		// entries) so the checksum covers the whole payload.
+		if err := u.readPayload(tr, -1); err != nil {
+			return fmt.Errorf("reading tar entry %q: %w", hdr.Name, err)
+		}
+		if u.packer != nil {
+			e := storage.Entry{Type: storage.FileType, Size: hdr.Size}
+			if hdr.Size > 0 {
+				e.Payload = u.crc.Sum(u.crcSum[:0])
+			}
+			e.SetName(hdr.Name)
+			if _, err := u.packer.AddEntry(e); err != nil {
+				if errors.Is(err, storage.ErrDuplicatePath) {
+					return fmt.Errorf("tar entry %q: %w", hdr.Name, ErrDuplicatePath)
+				}
+				return fmt.Errorf("recording tar-split: %w", err)
+			}
+			if err := u.addSegment(tr.RawBytes()); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// readPayload reads the rest of the current entry, feeding the CRC, and
+// writes it to fd (or discards it when fd < 0).
+func (u *unpacker) readPayload(tr io.Reader, fd int) error {
+	for {
+		n, err := tr.Read(u.buf)
+		if n > 0 {
+			if u.crc != nil {
+				u.crc.Write(u.buf[:n])
+			}
+			if fd >= 0 {
+				if werr := writeAll(fd, u.buf[:n]); werr != nil {
+					return werr
+				}
+			}
+		}
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+func writeAll(fd int, b []byte) error {
+	for len(b) > 0 {
+		n, err := unix.Write(fd, b)
+		if err != nil {
+			if err == unix.EINTR {
+				continue
+			}
+			return err
+		}
+		b = b[n:]
+	}
+	return nil
+}
+
+func (u *unpacker) drain(stream io.Reader) error {
+	for {
+		n, err := stream.Read(u.buf)
+		if n > 0 {
+			if err := u.addSegment(u.buf[:n]); err != nil {
+				return err
+			}
+		}
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+func isSparse(hdr *tar.Header) bool {
+	if hdr.Typeflag == tar.TypeGNUSparse {
+		return true
+	}
+	for k := range hdr.PAXRecords {
+		if strings.HasPrefix(k, "GNU.sparse.") {
+			return true
+		}
+	}
+	return false
+}
+
+// finish applies directory times (after everything else, so later
+// creations do not disturb them) and removes AUFS metadata dirs.
+func (u *unpacker) finish() error {
+	if u.aufsMeta {
+		names, err := readDirNames(u.root.fd)
+		if err != nil {
+			return err
+		}
+		for _, n := range names {
+			if strings.HasPrefix(n, whiteoutMetaPrefix) {
+				if err := removeAllAt(u.root.fd, n); err != nil {
+					return fmt.Errorf("removing AUFS metadata %s: %w", n, err)
+				}
+			}
+		}
+		u.root.invalidate()
+	}
+	for i := len(u.dirTimes) - 1; i >= 0; i-- {
+		dt := u.dirTimes[i]
+		pfd, err := u.root.parent(dt.rel, false)
+		if err != nil {
+			continue // removed by a later whiteout
+		}
+		ts := []unix.Timespec{unix.NsecToTimespec(dt.atime.UnixNano()), unix.NsecToTimespec(dt.mtime.UnixNano())}
+		if err := unix.UtimesNanoAt(pfd, path.Base(dt.rel), ts, unix.AT_SYMLINK_NOFOLLOW); err != nil && err != unix.ENOENT {
+			return fmt.Errorf("setting times of %s: %w", dt.rel, err)
+		}
+	}
+	u.root.flush()
+	return nil
+}
+
+// currentUmask reads the umask without changing it (umask(2) would race
+// with other goroutines creating files).
+func currentUmask() uint32 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err == nil {
+		for _, line := range bytes.Split(b, []byte("\n")) {
+			if v, ok := bytes.CutPrefix(line, []byte("Umask:")); ok {
+				if m, err := strconv.ParseUint(strings.TrimSpace(string(v)), 8, 32); err == nil {
+					return uint32(m)
+				}
+			}
+		}
+	}
+	return 0o022
+}
+
+// inUserNS reports whether we run in a user namespace other than the
+// initial one (device nodes are then skipped, as upstream does).
+func inUserNS() bool {
+	b, err := os.ReadFile("/proc/self/uid_map")
+	if err != nil {
+		return false
+	}
+	f := strings.Fields(string(b))
+	return !(len(f) == 3 && f[0] == "0" && f[1] == "0" && f[2] == "4294967295")
+}

@@ -1,0 +1,36 @@
+package tarsplit
+
+import (
+	"io"
+	"os"
+	"path"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// DirOpener returns an Opener that opens tar-split names below dir, with
+// chroot semantics: the kernel resolves every name inside dir
+// (RESOLVE_IN_ROOT), so "..", absolute names and symlinks cannot leave it.
+func DirOpener(dir string) Opener {
+	return func(name string) (io.ReadCloser, error) {
+		rel := strings.TrimPrefix(path.Clean("/"+name), "/")
+		if rel == "" {
+			rel = "."
+		}
+		dfd, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return nil, &os.PathError{Op: "open", Path: dir, Err: err}
+		}
+		defer unix.Close(dfd)
+		how := unix.OpenHow{
+			Flags:   unix.O_RDONLY | unix.O_CLOEXEC | unix.O_NOFOLLOW,
+			Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS,
+		}
+		fd, err := unix.Openat2(dfd, rel, &how)
+		if err != nil {
+			return nil, &os.PathError{Op: "open", Path: path.Join(dir, rel), Err: err}
+		}
+		return os.NewFile(uintptr(fd), path.Join(dir, rel)), nil
+	}
+}
