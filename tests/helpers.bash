@@ -37,8 +37,9 @@ setup() {
 
 teardown() {
 	if [ -n "${TESTDIR:-}" ] && [ -d "$TESTDIR" ]; then
-		storage wipe >/dev/null 2>&1 || true
-		storage shutdown >/dev/null 2>&1 || true
+		# bounded: a hung binary must not hang the whole suite
+		STORAGE_TIMEOUT=60 storage wipe >/dev/null 2>&1 || true
+		STORAGE_TIMEOUT=60 storage shutdown >/dev/null 2>&1 || true
 		unmount_below "$TESTDIR"
 		rm -rf "$TESTDIR"
 	fi
@@ -60,13 +61,15 @@ storage() {
 	if [ -n "$STORAGE_OPTION" ]; then
 		opt=("--storage-opt=$STORAGE_OPTION")
 	fi
-	"$STORAGE_BINARY" --debug --graph "$TESTDIR/root" --run "$TESTDIR/runroot" \
+	# Every call is bounded by STORAGE_TIMEOUT seconds (default 300) so
+	# that a deadlocked binary fails its test instead of the whole run.
+	timeout -k 10 "${STORAGE_TIMEOUT:-300}" "$STORAGE_BINARY" --debug --graph "$TESTDIR/root" --run "$TESTDIR/runroot" \
 		--storage-driver "$STORAGE_DRIVER" "${opt[@]}" "$@"
 }
 
 # reference ARGS...: run containers-storage (the reference) against the same store.
 reference() {
-	"$REFERENCE_BINARY" --debug=false --graph "$TESTDIR/root" --run "$TESTDIR/runroot" \
+	timeout -k 10 "${STORAGE_TIMEOUT:-300}" "$REFERENCE_BINARY" --debug=false --graph "$TESTDIR/root" --run "$TESTDIR/runroot" \
 		--storage-driver "$STORAGE_DRIVER" "$@"
 }
 

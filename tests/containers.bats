@@ -1,0 +1,129 @@
+#!/usr/bin/env bats
+# create-container, containers, container, container directories.
+
+load helpers
+
+@test "containers: empty store prints nothing" {
+	run -0 storage --debug=false containers
+	[ "$output" = "" ]
+	run -0 storage --debug=false containers --json
+	[ "$(jq length <<<"$output")" -eq 0 ]
+}
+
+@test "create-container: from an image, its layer sits on the image's top layer" {
+	layer=$(new_layer)
+	image=$(new_image -n img "$layer")
+	run -0 storage --debug=false create-container "$image"
+	[[ "$output" =~ ^[0-9a-f]{64}$ ]]
+	container=$output
+	run -0 storage --debug=false containers
+	[ "$output" = "$container" ]
+	run -0 storage exists -c "$container"
+	clayer=$(storage --debug=false container --json "$container" | jq -r '.[0].layer')
+	[ -n "$clayer" ]
+	[ "$(storage --debug=false layer --json "$clayer" | jq -r '.[0].parent')" = "$layer" ]
+	run -0 storage --debug=false container "$container"
+	[ "${lines[0]}" = "ID: $container" ]
+	[[ "$output" == *$'\nImage: '"$image"$'\nImage name: img\n'* ]]
+	[[ "$output" == *$'\nLayer: '"$clayer"* ]]
+	[[ "$output" =~ $'\n'Size:\ [0-9]+ ]]
+	# the container's layer is writable and mountable through the container
+	mnt=$(mount_layer "$container")
+	echo hello >"$mnt/written-in-container"
+	storage --debug=false unmount "$container" >/dev/null
+	mnt=$(mount_layer "$clayer")
+	[ "$(cat "$mnt/written-in-container")" = hello ]
+	storage --debug=false unmount "$clayer" >/dev/null
+}
+
+@test "create-container: the container layer starts with the image content" {
+	make_tar "$TESTDIR/layer.tar"
+	layer=$(storage --debug=false import-layer -f "$TESTDIR/layer.tar")
+	image=$(new_image "$layer")
+	container=$(new_container "$image")
+	mnt=$(mount_layer "$container")
+	[ "$(cat "$mnt/etc/app/hello.txt")" = "hello world" ]
+	storage --debug=false unmount "$container" >/dev/null
+}
+
+@test "create-container: names, ID, metadata, JSON record" {
+	image=$(new_image -n img "")
+	run -0 storage --debug=false create-container -n c1 --name c2 -m container-meta --id 00112233aabbccdd img
+	[ "${lines[0]}" = 00112233aabbccdd ]
+	if is_reference_143; then
+		# v1.43 printed the names without newlines
+		[ "${lines[1]}" = $'\tc1\tc2' ]
+	else
+		[ "${lines[1]}" = $'\tc1' ]
+		[ "${lines[2]}" = $'\tc2' ]
+	fi
+	run -0 storage --debug=false containers
+	[ "$output" = $'00112233aabbccdd\n\tname: c1\n\tname: c2' ]
+	run -0 storage --debug=false container --json c2
+	[ "$(jq -r '.[0].id' <<<"$output")" = 00112233aabbccdd ]
+	[ "$(jq -r '.[0].image' <<<"$output")" = "$image" ]
+	[ "$(jq -r '.[0].metadata' <<<"$output")" = container-meta ]
+	[ "$(jq -c '.[0].names' <<<"$output")" = '["c1","c2"]' ]
+	jq -e '.[0].flags | has("MountLabel") and has("ProcessLabel")' <<<"$output"
+	run -0 storage --debug=false container c1
+	[[ "$output" == *$'\nName: c1\nName: c2\n'* ]]
+}
+
+@test "create-container: an empty image argument makes a container with no image" {
+	run -0 storage --debug=false create-container ""
+	container=${lines[0]}
+	run -0 storage --debug=false container --json "$container"
+	[ "$(jq -r '.[0].image' <<<"$output")" = "" ]
+	clayer=$(jq -r '.[0].layer' <<<"$output")
+	[ "$(storage --debug=false layer --json "$clayer" | jq -r '.[0].parent // ""')" = "" ]
+	run -0 storage --debug=false container "$container"
+	[[ "$output" == *$'\nImage: \n'* ]]
+}
+
+@test "create-container: errors" {
+	image=$(new_image "")
+	new_container -n taken "$image" >/dev/null
+	run -1 storage --debug=false create-container -n taken "$image"
+	[[ "$output" == *"that name is already in use"* ]]
+	run -1 storage --debug=false create-container nosuchimage
+	[[ "$output" == *"image not known"* ]]
+	run -1 storage --debug=false create-container
+	[[ "$output" == *"more arguments required"* ]]
+	run -0 storage --debug=false containers
+	[ "${#lines[@]}" -eq 2 ]
+}
+
+@test "container: unknown argument exits 1" {
+	run -1 storage --debug=false container nosuch
+}
+
+@test "container directories: data dir under the graph root, run dir under the run root" {
+	image=$(new_image "")
+	container=$(new_container "$image")
+	run -0 storage --debug=false get-container-dir "$container"
+	dir=$output
+	[[ "$dir" == "$TESTDIR/root/"* ]]
+	[[ "$dir" == *"$container"* ]]
+	run -0 storage --debug=false get-container-run-dir "$container"
+	rundir=$output
+	[[ "$rundir" == "$TESTDIR/runroot/"* ]]
+	[[ "$rundir" == *"$container"* ]]
+	mkdir -p "$dir" "$rundir"
+	touch "$dir/file" "$rundir/file"
+	run -1 storage --debug=false get-container-dir nosuch
+	run -1 storage --debug=false get-container-run-dir nosuch
+	# deleting the container removes both
+	storage --debug=false delete-container "$container"
+	[ ! -e "$dir/file" ]
+	[ ! -e "$rundir/file" ]
+}
+
+@test "image directories" {
+	skip_if_143 "no get-image-dir / get-image-run-dir"
+	image=$(new_image "")
+	run -0 storage --debug=false get-image-dir "$image"
+	[[ "$output" == "$TESTDIR/root/"*"$image"* ]]
+	run -0 storage --debug=false get-image-run-dir "$image"
+	[[ "$output" == "$TESTDIR/runroot/"*"$image"* ]]
+	run -1 storage --debug=false get-image-dir nosuch
+}
