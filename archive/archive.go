@@ -1,8 +1,6 @@
 package archive
 
 import (
-	"context"
-	"errors"
 	"io"
 
 	"github.com/opencontainers/go-digest"
@@ -72,23 +70,7 @@ type Change struct {
 	Kind ChangeKind
 }
 
-// ChangesDirs compares newDir with oldDir ("" = empty tree) naively.
-func ChangesDirs(ctx context.Context, newDir, oldDir string) ([]Change, error) {
-	return nil, errors.New("archive: not implemented")
-}
-
 // ExportOptions control ExportChanges.
 type ExportOptions struct {
 	UIDMap, GIDMap []idmap.IDMap // host IDs on disk are mapped back to container IDs
-}
-
-// ExportChanges writes an uncompressed tar of changes (read from dir) to w:
-// deletions as .wh. entries, dirs with trailing "/", relative names.
-func ExportChanges(ctx context.Context, w io.Writer, dir string, changes []Change, opts ExportOptions) error {
-	return errors.New("archive: not implemented")
-}
-
-// ChangesSize sums sizes of non-directory Add/Modify paths in dir (hard links once).
-func ChangesSize(dir string, changes []Change) (int64, error) {
-	return 0, errors.New("archive: not implemented")
 }

@@ -145,6 +145,9 @@ func procPath(dirfd int, name string) string {
 // removeAllAt removes name in dirfd and everything below it, never
 // following symlinks.
 func removeAllAt(dirfd int, name string) error {
+	if !validComponent(name) {
+		return fmt.Errorf("remove %q: %w", name, ErrUnsafePath)
+	}
 	err := unix.Unlinkat(dirfd, name, 0)
 	if err == nil || err == unix.ENOENT {
 		return nil
@@ -187,3 +190,8 @@ func readDirNames(dirfd int) ([]string, error) {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+// validComponent reports whether name is one ordinary path component.
+func validComponent(name string) bool {
+	return name != "" && name != "." && name != ".." && !strings.Contains(name, "/")
+}

@@ -282,7 +282,11 @@ func (u *unpacker) whiteout(hdr *tar.Header, rel, base string) error {
 		u.root.invalidate()
 		return nil
 	}
-	victim := path.Join(dir, strings.TrimPrefix(base, whiteoutPrefix))
+	name := strings.TrimPrefix(base, whiteoutPrefix)
+	if !validComponent(name) {
+		return fmt.Errorf("whiteout %q: %w", hdr.Name, ErrUnsafePath)
+	}
+	victim := path.Join(dir, name)
 	pfd, err := u.root.parent(victim, false)
 	if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) {
 		return nil
@@ -358,6 +362,9 @@ func (u *unpacker) overlayWhiteout(hdr *tar.Header, rel, base, dir string) error
 		return nil
 	}
 	name := strings.TrimPrefix(base, whiteoutPrefix)
+	if !validComponent(name) {
+		return fmt.Errorf("whiteout %q: %w", hdr.Name, ErrUnsafePath)
+	}
 	victim := path.Join(dir, name)
 	pfd, err := u.root.parent(victim, true)
 	if errors.Is(err, unix.ENOTDIR) {

@@ -65,9 +65,16 @@ func makeTar(t testing.TB, format tar.Format, pad int, entries ...tarEntry) []by
 // patchName replaces the USTAR name field of the header at offset off with
 // raw bytes (e.g. non-UTF-8) and fixes the checksum.
 func patchName(b []byte, off int, name []byte) {
+	patchHeader(b, off, func(h []byte) {
+		copy(h[0:100], make([]byte, 100))
+		copy(h[0:100], name)
+	})
+}
+
+// patchHeader edits the header block at off and fixes its checksum.
+func patchHeader(b []byte, off int, edit func(h []byte)) {
 	h := b[off : off+512]
-	copy(h[0:100], make([]byte, 100))
-	copy(h[0:100], name)
+	edit(h)
 	copy(h[148:156], "        ")
 	sum := 0
 	for _, c := range h {

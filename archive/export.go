@@ -1,0 +1,161 @@
+package archive
+
+import (
+	"archive/tar"
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/stowage/stowage/internal/idmap"
+)
+
+// ExportChanges writes an uncompressed tar of changes (read from dir) to w:
+// deletions as .wh. entries (uid/gid 0, mode 0, current time), dirs with
+// trailing "/", names relative without "./", hard links as TypeLink to the
+// first name seen, security.capability, security.ima and user.* (except
+// user.overlay.*) xattrs as PAX records, owners mapped back to container
+// IDs. Sockets are skipped. ctx is checked between entries.
+func ExportChanges(ctx context.Context, w io.Writer, dir string, changes []Change, opts ExportOptions) error {
+	sorted := slices.Clone(changes)
+	slices.SortStableFunc(sorted, func(a, b Change) int { return strings.Compare(a.Path, b.Path) })
+	bw := bufio.NewWriterSize(w, 1<<20)
+	tw := tar.NewWriter(bw)
+	seen := map[uint64]string{}
+	buf := make([]byte, 1<<20)
+	for _, c := range sorted {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		rel := strings.TrimPrefix(path.Clean("/"+c.Path), "/")
+		if rel == "" {
+			continue
+		}
+		if c.Kind == ChangeDelete {
+			now := time.Now()
+			hdr := &tar.Header{
+				Typeflag:   tar.TypeReg,
+				Name:       path.Join(path.Dir(rel), whiteoutPrefix+path.Base(rel)),
+				ModTime:    now,
+				AccessTime: now,
+				ChangeTime: now,
+			}
+			if err := tw.WriteHeader(hdr); err != nil {
+				return fmt.Errorf("writing whiteout for %s: %w", c.Path, err)
+			}
+			continue
+		}
+		if err := addFile(tw, filepath.Join(dir, rel), rel, seen, opts, buf); err != nil {
+			return fmt.Errorf("adding %s: %w", c.Path, err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return err
+	}
+	return bw.Flush()
+}
+
+func addFile(tw *tar.Writer, p, rel string, seen map[uint64]string, opts ExportOptions, buf []byte) error {
+	fi, err := os.Lstat(p)
+	if err != nil {
+		return err
+	}
+	if fi.Mode()&os.ModeSocket != 0 {
+		return nil
+	}
+	var link string
+	if fi.Mode()&os.ModeSymlink != 0 {
+		if link, err = os.Readlink(p); err != nil {
+			return err
+		}
+	}
+	hdr, err := tar.FileInfoHeader(fi, link)
+	if err != nil {
+		return err
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return fmt.Errorf("no stat data for %s", p)
+	}
+	hdr.Mode |= int64(st.Mode & syscall.S_IFMT) // type bits in mode, as upstream writes
+	hdr.Name = rel
+	if fi.IsDir() {
+		hdr.Name += "/"
+	}
+	if hdr.Typeflag == tar.TypeChar || hdr.Typeflag == tar.TypeBlock {
+		hdr.Devmajor = int64(unix.Major(uint64(st.Rdev)))
+		hdr.Devminor = int64(unix.Minor(uint64(st.Rdev)))
+	}
+	for _, name := range exportXattrNames(p) {
+		v, err := lgetxattr(p, name)
+		if err != nil {
+			return err
+		}
+		if v == nil {
+			continue
+		}
+		if hdr.PAXRecords == nil {
+			hdr.PAXRecords = map[string]string{}
+		}
+		hdr.PAXRecords["SCHILY.xattr."+name] = string(v)
+	}
+	if !fi.IsDir() && st.Nlink > 1 {
+		if first, ok := seen[uint64(st.Ino)]; ok {
+			hdr.Typeflag = tar.TypeLink
+			hdr.Linkname = first
+			hdr.Size = 0
+		} else {
+			seen[uint64(st.Ino)] = hdr.Name
+		}
+	}
+	if !strings.HasPrefix(path.Base(rel), whiteoutPrefix) {
+		if hdr.Uid, err = idmap.ToContainer(int(st.Uid), opts.UIDMap); err != nil {
+			return err
+		}
+		if hdr.Gid, err = idmap.ToContainer(int(st.Gid), opts.GIDMap); err != nil {
+			return err
+		}
+	}
+	if hdr.Format == tar.FormatUnknown {
+		hdr.ModTime = hdr.ModTime.Truncate(time.Second)
+	}
+	if err := tw.WriteHeader(hdr); err != nil {
+		return err
+	}
+	if hdr.Typeflag == tar.TypeReg && hdr.Size > 0 {
+		f, err := os.Open(p)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		n, err := io.CopyBuffer(tw, io.LimitReader(f, hdr.Size), buf)
+		if err != nil {
+			return err
+		}
+		if n != hdr.Size {
+			return fmt.Errorf("file shrank while archiving: %d of %d bytes", n, hdr.Size)
+		}
+	}
+	return nil
+}
+
+// exportXattrNames lists the xattrs a diff carries.
+func exportXattrNames(p string) []string {
+	out := []string{"security.capability", "security.ima"}
+	names, _ := llistxattr(p)
+	for _, n := range names {
+		if strings.HasPrefix(n, "user.") && !strings.HasPrefix(n, "user.overlay.") {
+			out = append(out, n)
+		}
+	}
+	return out
+}
