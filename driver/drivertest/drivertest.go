@@ -20,6 +20,7 @@ import (
 
 	"github.com/stowage/stowage/archive"
 	"github.com/stowage/stowage/driver"
+	"github.com/stowage/stowage/internal/idmap"
 )
 
 // Homer is implemented by drivers that can name their home directory; the
@@ -43,6 +44,7 @@ func Run(t *testing.T, newDriver func(t *testing.T) driver.Driver) {
 		{"StageCommitMatchesTar", testStageCommitMatchesTar},
 		{"StageResult", testStageResult},
 		{"StageMissingParent", testStageMissingParent},
+		{"StageIDMapped", testStageIDMapped},
 		{"CommitExistingFails", testCommitExistingFails},
 		{"StageCleanupDiscards", testStageCleanupDiscards},
 		{"Whiteouts", testWhiteouts},
@@ -243,7 +245,9 @@ func richTar(t *testing.T) []byte {
 	entries := []Entry{
 		{Name: "dir/", Type: tar.TypeDir, Mode: 0o710, UID: 1000, GID: 1001},
 		{Name: "dir/file", Body: "content\n", Mode: 0o640, UID: 1000, GID: 1001, Xattrs: map[string]string{"user.note": "hi"}},
-		{Name: "dir/hard", Type: tar.TypeLink, Link: "dir/file"},
+		// A hard link's header carries its target's metadata (as tar writes it;
+		// extraction applies it to the shared inode).
+		{Name: "dir/hard", Type: tar.TypeLink, Link: "dir/file", Mode: 0o640, UID: 1000, GID: 1001},
 		{Name: "dir/sym", Type: tar.TypeSymlink, Link: "file", UID: 33, GID: 44},
 		{Name: "suid", Body: "#!/bin/sh\n", Mode: 0o4755},
 		{Name: "empty", Body: "", Mode: 0o600},
@@ -372,6 +376,57 @@ func testStageMissingParent(t *testing.T, d driver.Driver) {
 			_ = s.Cleanup()
 		}
 		t.Fatalf("StageDiff on a missing parent: %v, want ErrLayerUnknown", err)
+	}
+}
+
+func testStageIDMapped(t *testing.T, d driver.Driver) {
+	if !isRoot() {
+		t.Skip("chown to mapped IDs needs root")
+	}
+	uidMap := []idmap.IDMap{{ContainerID: 0, HostID: 100000, Size: 65536}}
+	gidMap := []idmap.IDMap{{ContainerID: 0, HostID: 200000, Size: 65536}}
+	data := Tar(t, Entry{Name: "f", Body: "x", UID: 0, GID: 0}, Entry{Name: "g", Body: "y", UID: 7, GID: 8})
+	s, err := d.StageDiff(bg, "", bytes.NewReader(data),
+		driver.ApplyOptions{UIDMap: uidMap, GIDMap: gidMap},
+		driver.CreateOptions{UIDMap: uidMap, GIDMap: gidMap})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.CommitStaged(bg, "m", "", s, driver.CreateOptions{UIDMap: uidMap, GIDMap: gidMap}); err != nil {
+		_ = s.Cleanup()
+		t.Fatal(err)
+	}
+	if !slices.Equal(s.Result.UIDs, []uint32{0, 7}) || !slices.Equal(s.Result.GIDs, []uint32{0, 8}) {
+		t.Errorf("result IDs %v/%v, want tar IDs [0 7]/[0 8]", s.Result.UIDs, s.Result.GIDs)
+	}
+	p := layerPath(t, d, "m")
+	for name, want := range map[string][2]uint32{".": {100000, 200000}, "f": {100000, 200000}, "g": {100007, 200008}} {
+		var st unix.Stat_t
+		if err := unix.Lstat(filepath.Join(p, name), &st); err != nil {
+			t.Fatal(err)
+		}
+		if st.Uid != want[0] || st.Gid != want[1] {
+			t.Errorf("%s: owner %d:%d, want %d:%d", name, st.Uid, st.Gid, want[0], want[1])
+		}
+	}
+	// Diff maps host owners back to the tar's.
+	var buf bytes.Buffer
+	if err := d.Diff(bg, &buf, "m", "", archive.ExportOptions{UIDMap: uidMap, GIDMap: gidMap}); err != nil {
+		t.Fatal(err)
+	}
+	tr := tar.NewReader(&buf)
+	for {
+		hdr, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := map[string][2]int{"f": {0, 0}, "g": {7, 8}}[normName(hdr.Name)]
+		if hdr.Uid != want[0] || hdr.Gid != want[1] {
+			t.Errorf("diff %s: owner %d:%d, want %d:%d", hdr.Name, hdr.Uid, hdr.Gid, want[0], want[1])
+		}
 	}
 }
 
