@@ -34,30 +34,34 @@ type Homer interface {
 // (for example t.TempDir()).
 func Run(t *testing.T, newDriver func(t *testing.T) driver.Driver) {
 	tests := []struct {
-		name string
-		fn   func(t *testing.T, d driver.Driver)
+		name     string
+		extracts bool // writes into a 0555 layer root: needs root (or CAP_DAC_OVERRIDE)
+		fn       func(t *testing.T, d driver.Driver)
 	}{
-		{"CreateExistsRemove", testCreateExistsRemove},
-		{"CreateBadParent", testCreateBadParent},
-		{"ChildSeesParent", testChildSeesParent},
-		{"GetPutOptions", testGetPutOptions},
-		{"StageCommitMatchesTar", testStageCommitMatchesTar},
-		{"StageResult", testStageResult},
-		{"StageMissingParent", testStageMissingParent},
-		{"StageIDMapped", testStageIDMapped},
-		{"CommitExistingFails", testCommitExistingFails},
-		{"StageCleanupDiscards", testStageCleanupDiscards},
-		{"Whiteouts", testWhiteouts},
-		{"ApplyDiffInPlace", testApplyDiffInPlace},
-		{"DiffChangesDiffSize", testDiffChangesDiffSize},
-		{"DiffBaseLayer", testDiffBaseLayer},
-		{"OpenFile", testOpenFile},
-		{"ListLayers", testListLayers},
-		{"FailedStageLeavesNothing", testFailedStageLeavesNothing},
-		{"CancelledStageLeavesNothing", testCancelledStageLeavesNothing},
+		{"CreateExistsRemove", false, testCreateExistsRemove},
+		{"CreateBadParent", false, testCreateBadParent},
+		{"ChildSeesParent", false, testChildSeesParent},
+		{"GetPutOptions", false, testGetPutOptions},
+		{"StageCommitMatchesTar", true, testStageCommitMatchesTar},
+		{"StageResult", true, testStageResult},
+		{"StageMissingParent", false, testStageMissingParent},
+		{"StageIDMapped", true, testStageIDMapped},
+		{"CommitExistingFails", true, testCommitExistingFails},
+		{"StageCleanupDiscards", true, testStageCleanupDiscards},
+		{"Whiteouts", true, testWhiteouts},
+		{"ApplyDiffInPlace", true, testApplyDiffInPlace},
+		{"DiffChangesDiffSize", true, testDiffChangesDiffSize},
+		{"DiffBaseLayer", true, testDiffBaseLayer},
+		{"OpenFile", true, testOpenFile},
+		{"ListLayers", true, testListLayers},
+		{"FailedStageLeavesNothing", true, testFailedStageLeavesNothing},
+		{"CancelledStageLeavesNothing", true, testCancelledStageLeavesNothing},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
+			if tc.extracts && !isRoot() {
+				t.Skip("extracting into a layer (root mode 0555, as upstream) needs root or a user namespace")
+			}
 			d := newDriver(t)
 			t.Cleanup(func() {
 				if err := d.Cleanup(context.Background()); err != nil {

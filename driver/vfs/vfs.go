@@ -56,9 +56,9 @@ func New(ctx context.Context, opts driver.Options) (driver.Driver, error) {
 	for _, a := range opts.ImageStores {
 		d.imageStores = append(d.imageStores, filepath.Join(a, Name))
 	}
-	uid, gid, err := idmap.RootPair(d.uidMap, d.gidMap)
+	uid, gid, err := rootPair(d.uidMap, d.gidMap)
 	if err != nil {
-		return nil, fmt.Errorf("vfs: mapped root: %w", err)
+		return nil, err
 	}
 	if err := mkdirAllOwned(d.home, 0o700, uid, gid); err != nil {
 		return nil, fmt.Errorf("vfs: %w", err)
@@ -146,9 +146,9 @@ func (d *Driver) rootAttrs(parent string, uidMap, gidMap []idmap.IDMap) (parentD
 	if len(uidMap) == 0 && len(gidMap) == 0 {
 		uidMap, gidMap = d.uidMap, d.gidMap
 	}
-	uid, gid, err = idmap.RootPair(uidMap, gidMap)
+	uid, gid, err = rootPair(uidMap, gidMap)
 	if err != nil {
-		return "", 0, 0, 0, fmt.Errorf("vfs: mapped root: %w", err)
+		return "", 0, 0, 0, err
 	}
 	return "", defaultPerms, uid, gid, nil
 }
@@ -165,7 +165,7 @@ func makeLayerRoot(ctx context.Context, dir, parentDir string, mode uint32, uid,
 			_ = fsx.RemoveAll(dir) // retErr is what the caller needs
 		}
 	}()
-	if err := os.Lchown(dir, uid, gid); err != nil {
+	if err := lchownIfNeeded(dir, uid, gid); err != nil {
 		return err
 	}
 	if err := unix.Chmod(dir, mode); err != nil { // after chown, which clears set-ID bits
@@ -183,6 +183,33 @@ func makeLayerRoot(ctx context.Context, dir, parentDir string, mode uint32, uid,
 	return nil
 }
 
+// rootPair returns the host owner of layer roots: container root through
+// the maps. Without maps a non-root process is its own root (it could not
+// chown to 0 anyway).
+func rootPair(uidMap, gidMap []idmap.IDMap) (uid, gid int, err error) {
+	if len(uidMap) == 0 && len(gidMap) == 0 && os.Geteuid() != 0 {
+		return os.Geteuid(), os.Getegid(), nil
+	}
+	uid, gid, err = idmap.RootPair(uidMap, gidMap)
+	if err != nil {
+		return -1, -1, fmt.Errorf("vfs: mapped root: %w", err)
+	}
+	return uid, gid, nil
+}
+
+// lchownIfNeeded changes path's owner unless it already is uid:gid, so an
+// unprivileged process can "chown" to itself.
+func lchownIfNeeded(path string, uid, gid int) error {
+	var st unix.Stat_t
+	if err := unix.Lstat(path, &st); err != nil {
+		return &os.PathError{Op: "lstat", Path: path, Err: err}
+	}
+	if int(st.Uid) == uid && int(st.Gid) == gid {
+		return nil
+	}
+	return os.Lchown(path, uid, gid)
+}
+
 // mkdirAllOwned makes path and its missing parents with mode, owning the
 // ones it creates to uid:gid.
 func mkdirAllOwned(path string, mode os.FileMode, uid, gid int) error {
@@ -198,7 +225,7 @@ func mkdirAllOwned(path string, mode os.FileMode, uid, gid int) error {
 	if err := os.Mkdir(path, mode); err != nil && !errors.Is(err, fs.ErrExist) {
 		return err
 	}
-	return os.Lchown(path, uid, gid)
+	return lchownIfNeeded(path, uid, gid)
 }
 
 // Create makes layer id: a directory with the parent's root mode and owner
@@ -225,9 +252,9 @@ func (d *Driver) Create(ctx context.Context, id, parent string, opts driver.Crea
 
 // ensureLayersDir makes G/vfs/dir (0700, owned by the mapped root).
 func (d *Driver) ensureLayersDir() error {
-	uid, gid, err := idmap.RootPair(d.uidMap, d.gidMap)
+	uid, gid, err := rootPair(d.uidMap, d.gidMap)
 	if err != nil {
-		return fmt.Errorf("vfs: mapped root: %w", err)
+		return err
 	}
 	return mkdirAllOwned(d.layersDir(), 0o700, uid, gid)
 }

@@ -80,9 +80,23 @@ func mustWrite(t *testing.T, p, content string, mode os.FileMode) {
 	}
 }
 
+// writableAtCleanup makes every directory under dir writable before the
+// TempDir cleanup runs, so an unprivileged run can remove 0555 dirs.
+func writableAtCleanup(t *testing.T, dir string) {
+	t.Cleanup(func() {
+		_ = filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
+			if err == nil && fi.IsDir() {
+				_ = os.Chmod(p, 0o755)
+			}
+			return nil
+		})
+	})
+}
+
 // buildTree makes a source tree with every kind of entry CopyTree handles.
 func buildTree(t *testing.T, src string) {
 	t.Helper()
+	writableAtCleanup(t, src)
 	root := os.Geteuid() == 0
 	must := func(err error) {
 		t.Helper()
@@ -126,6 +140,7 @@ func buildTree(t *testing.T, src string) {
 
 func TestCopyTreePreservesEverything(t *testing.T) {
 	src, dst := t.TempDir(), t.TempDir()
+	writableAtCleanup(t, dst)
 	buildTree(t, src)
 	// A socket must be skipped.
 	l, err := net.Listen("unix", filepath.Join(src, "sock"))
@@ -185,6 +200,7 @@ func TestCopyTreePreservesEverything(t *testing.T) {
 
 func TestCopyTreeCancelled(t *testing.T) {
 	src, dst := t.TempDir(), t.TempDir()
+	writableAtCleanup(t, dst)
 	buildTree(t, src)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
