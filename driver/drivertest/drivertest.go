@@ -142,6 +142,7 @@ func normName(n string) string {
 }
 
 func testCreateExistsRemove(t *testing.T, d driver.Driver) {
+	before := snapshot(t, d)
 	if d.Exists("base") {
 		t.Fatal("Exists before Create")
 	}
@@ -168,6 +169,7 @@ func testCreateExistsRemove(t *testing.T, d driver.Driver) {
 	if err := d.Remove(bg, "base"); err != nil {
 		t.Errorf("Remove of a missing layer: %v", err)
 	}
+	checkNothingLeft(t, d, before)
 	if _, err := d.Get(bg, "base", driver.MountOptions{}); !errors.Is(err, driver.ErrLayerUnknown) {
 		t.Errorf("Get of a removed layer: %v, want ErrLayerUnknown", err)
 	}

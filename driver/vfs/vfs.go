@@ -260,12 +260,28 @@ func (d *Driver) ensureLayersDir() error {
 }
 
 // Remove deletes layer id from the home; a missing layer is not an error.
-// Layers of read-only image stores are never touched.
+// Layers of read-only image stores are never touched. The directory is
+// first renamed into a staging temp dir (so it disappears atomically and a
+// crash mid-removal leaves only a temp dir that stale recovery reclaims),
+// then removed; where staging is impossible it is removed in place.
 func (d *Driver) Remove(ctx context.Context, id string) error {
 	if err := checkID(id); err != nil {
 		return err
 	}
-	if err := fsx.RemoveAll(d.ownDir(id)); err != nil {
+	dir := d.ownDir(id)
+	if _, err := os.Lstat(dir); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if tmp, err := staging.New(d.tempRoot()); err == nil {
+		if err := tmp.StageDeletion(dir); err == nil {
+			if err := tmp.Cleanup(); err != nil {
+				return fmt.Errorf("vfs remove %s: %w", id, err)
+			}
+			return nil
+		}
+		_ = tmp.Cleanup() // nothing was moved; fall back to removing in place
+	}
+	if err := fsx.RemoveAll(dir); err != nil {
 		return fmt.Errorf("vfs remove %s: %w", id, err)
 	}
 	return nil
