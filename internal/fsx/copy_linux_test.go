@@ -365,6 +365,24 @@ func TestReflinkXFS(t *testing.T) {
 	if err != nil || !bytes.Equal(got, big) {
 		t.Errorf("cloned content differs (%d bytes, %v)", len(got), err)
 	}
+
+	// Across file systems FICLONE fails (EXDEV) and the copy falls back.
+	other := t.TempDir()
+	buildTree(t, other)
+	cross := filepath.Join(mnt, "cross")
+	if err := os.Mkdir(cross, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writableAtCleanup(t, cross)
+	if err := CopyTree(context.Background(), cross, other); err != nil {
+		t.Fatalf("cross-file-system copy: %v", err)
+	}
+	want, have := describe(t, other), describe(t, cross)
+	for name, w := range want {
+		if have[name] != w {
+			t.Errorf("cross copy %s:\n got %+v\nwant %+v", name, have[name], w)
+		}
+	}
 }
 
 // BenchmarkCopyTree copies a tree of 2,000 small files in 100 directories
