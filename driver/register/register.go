@@ -1,6 +1,3 @@
-// Package register owns the mapping from driver names to constructors.
-// Importing a driver package has no side effects; the constructors are
-// listed here.
 package register
 
 import (
