@@ -477,6 +477,8 @@ func testWhiteouts(t *testing.T, d driver.Driver) {
 		Entry{Name: "opq/", Type: tar.TypeDir},
 		Entry{Name: "opq/old1", Body: "1"},
 		Entry{Name: "opq/old2", Body: "2"},
+		Entry{Name: "rep/", Type: tar.TypeDir},
+		Entry{Name: "rep/x", Body: "x"},
 	))
 	putLayer(t, d, "child", "base", Tar(t,
 		Entry{Name: ".wh.a", Body: ""},
@@ -484,8 +486,22 @@ func testWhiteouts(t *testing.T, d driver.Driver) {
 		Entry{Name: "opq/", Type: tar.TypeDir},
 		Entry{Name: "opq/.wh..wh..opq", Body: ""},
 		Entry{Name: "opq/new", Body: "n"},
+		Entry{Name: "rep", Body: "now a file"},
 	))
 	cp := layerPath(t, d, "child")
+	if got := readFile(t, filepath.Join(cp, "rep")); got != "now a file" {
+		t.Errorf("rep = %q", got)
+	}
+	// A layer on top of child sees child's tree, not base's entries.
+	if err := d.Create(bg, "grandchild", "child", driver.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	gp := layerPath(t, d, "grandchild")
+	mustNotExist(t, filepath.Join(gp, "a"))
+	mustNotExist(t, filepath.Join(gp, "opq/old1"))
+	if got := readFile(t, filepath.Join(gp, "rep")); got != "now a file" {
+		t.Errorf("grandchild rep = %q", got)
+	}
 	mustNotExist(t, filepath.Join(cp, "a"))
 	mustNotExist(t, filepath.Join(cp, "gone"))
 	mustNotExist(t, filepath.Join(cp, ".wh.a"))
