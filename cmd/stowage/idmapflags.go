@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -61,13 +62,13 @@ func (f *idMapFlags) options() (store.IDMappingOptions, error) {
 		}
 		opts.UIDMap, opts.GIDMap = u, g
 	}
-	u, err := idmap.Parse(f.uidMap, "uid")
+	u, err := parseMap(f.uidMap, "uid")
 	if err != nil {
-		return opts, fmt.Errorf("initializing ID mappings: %w", err)
+		return opts, err
 	}
-	g, err := idmap.Parse(f.gidMap, "gid")
+	g, err := parseMap(f.gidMap, "gid")
 	if err != nil {
-		return opts, fmt.Errorf("initializing ID mappings: %w", err)
+		return opts, err
 	}
 	opts.UIDMap = append(opts.UIDMap, u...)
 	opts.GIDMap = append(opts.GIDMap, g...)
@@ -112,4 +113,18 @@ func subIDRanges(path, name, kind string) ([]idmap.IDMap, error) {
 		return nil, fmt.Errorf("no %s ranges found for %q in %s", kind, name, path)
 	}
 	return out, nil
+}
+
+// parseMap parses a --uidmap/--gidmap value, reporting errors with the
+// reference's text, which quotes the flag value as given.
+func parseMap(spec, kind string) ([]idmap.IDMap, error) {
+	m, err := idmap.Parse(spec, kind)
+	if err == nil {
+		return m, nil
+	}
+	msg := fmt.Sprintf("initializing ID mappings: %s setting is malformed expected [\"uint32:uint32:uint32\"]: %q", kind, []string{spec})
+	if cause := errors.Unwrap(err); cause != nil {
+		return nil, fmt.Errorf("%s: %w", msg, cause)
+	}
+	return nil, errors.New(msg)
 }

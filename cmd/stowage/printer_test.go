@@ -108,7 +108,7 @@ func TestIDMapFlags(t *testing.T) {
 		{name: "host with explicit gid", f: idMapFlags{hostGID: true, subGID: "alice"},
 			wantErr: "host gid map specified along with GID mapping"},
 		{name: "malformed", f: idMapFlags{uidMap: "0:1"},
-			wantErr: `initializing ID mappings: uid setting is malformed expected ["uint32:uint32:uint32"]`},
+			wantErr: `initializing ID mappings: uid setting is malformed expected ["uint32:uint32:uint32"]: ["0:1"]`},
 		{name: "subuid used for both", f: idMapFlags{subUID: "alice"},
 			uid: maps(0, 100000, 65536, 65536, 300000, 10), gid: maps(0, 200000, 65536)},
 		{name: "unknown user", f: idMapFlags{subUID: "carol"}, wantErr: `no subuid ranges found for "carol"`},
