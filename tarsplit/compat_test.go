@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/vbatts/tar-split/tar/storage"
@@ -124,5 +125,16 @@ func TestDirOpenerConfined(t *testing.T) {
 			f.Close()
 			t.Errorf("%s opened outside the layer: %q", name, b)
 		}
+	}
+}
+
+func TestDirOpenerRefusesFIFO(t *testing.T) {
+	dir := t.TempDir()
+	if err := syscall.Mkfifo(filepath.Join(dir, "fifo"), 0o644); err != nil {
+		t.Skip("mkfifo:", err)
+	}
+	if f, err := tarsplit.DirOpener(dir)("fifo"); err == nil {
+		f.Close()
+		t.Fatal("opened a FIFO")
 	}
 }

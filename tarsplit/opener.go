@@ -1,6 +1,7 @@
 package tarsplit
 
 import (
+	"fmt"
 	"io"
 	"os"
 	"path"
@@ -24,12 +25,22 @@ func DirOpener(dir string) Opener {
 		}
 		defer unix.Close(dfd)
 		how := unix.OpenHow{
-			Flags:   unix.O_RDONLY | unix.O_CLOEXEC | unix.O_NOFOLLOW,
+			// O_NONBLOCK: a FIFO must not block the open; it is refused below.
+			Flags:   unix.O_RDONLY | unix.O_CLOEXEC | unix.O_NOFOLLOW | unix.O_NONBLOCK,
 			Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS,
 		}
 		fd, err := unix.Openat2(dfd, rel, &how)
 		if err != nil {
 			return nil, &os.PathError{Op: "open", Path: path.Join(dir, rel), Err: err}
+		}
+		var st unix.Stat_t
+		if err := unix.Fstat(fd, &st); err != nil {
+			unix.Close(fd)
+			return nil, &os.PathError{Op: "stat", Path: path.Join(dir, rel), Err: err}
+		}
+		if st.Mode&unix.S_IFMT != unix.S_IFREG {
+			unix.Close(fd)
+			return nil, fmt.Errorf("%s: not a regular file (mode %o)", path.Join(dir, rel), st.Mode)
 		}
 		return os.NewFile(uintptr(fd), path.Join(dir, rel)), nil
 	}

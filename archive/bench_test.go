@@ -1,0 +1,132 @@
+package archive_test
+
+import (
+	"archive/tar"
+	"bufio"
+	"context"
+	"fmt"
+	"math/rand"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stowage/stowage/archive"
+)
+
+// Benchmarks compare Unpack with GNU `tar -x` on the same tar. Set
+// STOWAGE_BENCH_DIR to a scratch filesystem (a fresh loop-mounted ext4 or
+// xfs is best); the default is the test's temp dir. The 1 GiB few-file case
+// runs only with STOWAGE_BENCH_BIG=1.
+//
+//	go test ./archive -run '^$' -bench . -benchtime 3x
+
+var benchTars sync.Map
+
+// benchTar writes (once per process) a tar of about total bytes in n files
+// spread over n/20 directories, with sizes drawn around total/n.
+func benchTar(b *testing.B, name string, n int, total int64) string {
+	if p, ok := benchTars.Load(name); ok {
+		return p.(string)
+	}
+	dir := os.Getenv("STOWAGE_BENCH_DIR")
+	if dir == "" {
+		dir = os.TempDir()
+	}
+	p := filepath.Join(dir, "stowage-bench-"+name+".tar")
+	if _, err := os.Stat(p); err != nil {
+		f, err := os.Create(p)
+		if err != nil {
+			b.Fatal(err)
+		}
+		bw := bufio.NewWriterSize(f, 1<<20)
+		tw := tar.NewWriter(bw)
+		rng := rand.New(rand.NewSource(1))
+		chunk := make([]byte, 1<<20)
+		rng.Read(chunk)
+		avg := total / int64(n)
+		dirs := max(n/20, 1)
+		for d := 0; d < dirs; d++ {
+			tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: fmt.Sprintf("d%04d/", d), Mode: 0o755, ModTime: time.Unix(1700000000, 0)})
+		}
+		for i := 0; i < n; i++ {
+			size := avg/2 + rng.Int63n(avg+1)
+			tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: fmt.Sprintf("d%04d/f%06d", i%dirs, i), Mode: 0o644, Size: size, ModTime: time.Unix(1700000000, 0)})
+			for w := int64(0); w < size; {
+				k := min(size-w, int64(len(chunk)))
+				off := rng.Intn(len(chunk) - int(k) + 1)
+				tw.Write(chunk[off : off+int(k)])
+				w += k
+			}
+		}
+		tw.Close()
+		bw.Flush()
+		if err := f.Close(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	benchTars.Store(name, p)
+	return p
+}
+
+func benchDest(b *testing.B) string {
+	dir := os.Getenv("STOWAGE_BENCH_DIR")
+	if dir == "" {
+		return b.TempDir()
+	}
+	d, err := os.MkdirTemp(dir, "dest")
+	if err != nil {
+		b.Fatal(err)
+	}
+	return d
+}
+
+func runBench(b *testing.B, tarPath string, withTarX bool) {
+	fi, err := os.Stat(tarPath)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(fi.Size())
+	for b.Loop() {
+		b.StopTimer()
+		dest := benchDest(b)
+		exec.Command("sync").Run()
+		b.StartTimer()
+		if withTarX {
+			if out, err := exec.Command("tar", "-xf", tarPath, "-C", dest).CombinedOutput(); err != nil {
+				b.Fatalf("tar -x: %v: %s", err, out)
+			}
+		} else {
+			f, err := os.Open(tarPath)
+			if err != nil {
+				b.Fatal(err)
+			}
+			ts, err := os.Create(dest + ".tar-split.gz")
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := archive.Unpack(context.Background(), dest, f, archive.UnpackOptions{TarSplit: ts}); err != nil {
+				b.Fatal(err)
+			}
+			f.Close()
+			ts.Close()
+		}
+		b.StopTimer()
+		os.RemoveAll(dest)
+		os.Remove(dest + ".tar-split.gz")
+		b.StartTimer()
+	}
+}
+
+func BenchmarkUnpack(b *testing.B) {
+	small := func() string { return benchTar(b, "17k", 17000, 250<<20) }
+	b.Run("17k-files/stowage", func(b *testing.B) { runBench(b, small(), false) })
+	b.Run("17k-files/tar-x", func(b *testing.B) { runBench(b, small(), true) })
+	if os.Getenv("STOWAGE_BENCH_BIG") != "" {
+		big := func() string { return benchTar(b, "1g", 8, 1<<30) }
+		b.Run("1GiB-8-files/stowage", func(b *testing.B) { runBench(b, big(), false) })
+		b.Run("1GiB-8-files/tar-x", func(b *testing.B) { runBench(b, big(), true) })
+	}
+}
