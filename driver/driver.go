@@ -27,9 +27,14 @@ var (
 
 // Options are what the store hands a driver at construction.
 type Options struct {
-	Root           string   // the driver home, G/<name>
-	RunRoot        string   // R/<name>
-	ImageStores    []string // read-only additional image store roots (A); the driver home there is A/<name>
+	Root        string   // the driver home, G/<name>
+	RunRoot     string   // R/<name>
+	ImageStores []string // read-only additional image store roots (A); the driver home there is A/<name>
+	// ImageStore is the split read-write image store root (I, the
+	// --image-store / imagestore= storage.conf option), "" for none.
+	// Layers created with ReadWrite false live under I/<name>; container
+	// layers stay under Root. Added after the first contract.
+	ImageStore     string
 	DriverOptions  []string // "key=value" with the "<name>." or "." prefix already stripped
 	UIDMap, GIDMap []idmap.IDMap
 }

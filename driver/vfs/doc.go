@@ -7,8 +7,10 @@
 //	G/vfs/                home, mode 0700, owned by the mapped root
 //	G/vfs/dir/<id>/       the complete root file system of layer <id>
 //	G/vfs/tempdirs/       staging temp dirs (lock-<n>, temp-dir-<n>)
+//	I/vfs/dir/<id>/       image (not ReadWrite) layers when a split image
+//	                      store I is configured; I/vfs/tempdirs stages them
 //	A/vfs/dir/<id>/       layers of a read-only additional image store A;
-//	                      searched after the home, never written
+//	                      searched after G and I, never written
 //
 // Diffs, changes and diff sizes are computed naively by comparing a layer's
 // tree with its parent's. The "mount point" of a layer is its directory;

@@ -27,7 +27,8 @@ func (d *Driver) unpackOptions(opts driver.ApplyOptions) archive.UnpackOptions {
 }
 
 // StageDiff builds a new layer on parent in a staging temp dir under
-// G/vfs/tempdirs, without store locks: a root with the parent's mode and
+// <base>/tempdirs (base: the home the layer will live in, see Create),
+// without store locks: a root with the parent's mode and
 // owner (else 0555 owned by the root of create's maps, else of the
 // driver's), a copy of the parent's tree, then blob unpacked into it with
 // whiteouts applied as deletions.
@@ -45,7 +46,8 @@ func (d *Driver) StageDiff(ctx context.Context, parent string, blob io.Reader, o
 	if err != nil {
 		return nil, err
 	}
-	tmp, err := staging.New(d.tempRoot())
+	base := d.baseFor(create.ReadWrite)
+	tmp, err := staging.New(tempRoot(base))
 	if err != nil {
 		return nil, fmt.Errorf("vfs stage: %w", err)
 	}
@@ -66,9 +68,11 @@ func (d *Driver) StageDiff(ctx context.Context, parent string, blob io.Reader, o
 }
 
 // CommitStaged makes the staged tree s the layer id: it fsyncs the tree,
-// renames it to G/vfs/dir/<id> (failing if that exists), fsyncs G/vfs/dir
-// and removes the staging temp dir. parent and opts are unused: the staged
-// tree already is the parent's copy with the diff applied.
+// renames it to <base>/dir/<id> (failing if that exists), fsyncs
+// <base>/dir and removes the staging temp dir. opts must be the
+// CreateOptions given to StageDiff (ReadWrite picks the base, which must
+// hold the staging dir: rename does not cross file systems). parent is
+// unused: the staged tree already is the parent's copy with the diff applied.
 //
 // Locking: layers.lock held for writing (by the store).
 func (d *Driver) CommitStaged(ctx context.Context, id, parent string, s *driver.Staged, opts driver.CreateOptions) error {
@@ -78,18 +82,19 @@ func (d *Driver) CommitStaged(ctx context.Context, id, parent string, s *driver.
 	if s == nil || s.Dir == "" {
 		return errors.New("vfs commit: no staged layer")
 	}
-	if err := d.ensureLayersDir(); err != nil {
+	base := d.baseFor(opts.ReadWrite)
+	if err := d.ensureLayersDir(base); err != nil {
 		return fmt.Errorf("vfs commit %s: %w", id, err)
 	}
 	if err := fsx.SyncTree(ctx, s.Dir); err != nil {
 		return fmt.Errorf("vfs commit %s: %w", id, err)
 	}
-	target := d.ownDir(id)
+	target := layerDir(base, id)
 	if err := renameNoReplace(s.Dir, target); err != nil {
 		return fmt.Errorf("vfs commit %s: %w", id, err)
 	}
 	// Commit point: the layer directory is visible to other processes.
-	if err := fsx.SyncDir(d.layersDir()); err != nil {
+	if err := fsx.SyncDir(layersDir(base)); err != nil {
 		return fmt.Errorf("vfs commit %s: the layer directory may not survive a crash: %w", id, err)
 	}
 	if s.Cleanup != nil {
@@ -116,15 +121,15 @@ func renameNoReplace(src, dst string) error {
 }
 
 // ApplyDiff unpacks blob into the existing layer id in place (whiteouts as
-// deletions). Only layers in the home can be written. On error the layer
-// holds a partial diff; the store removes the layer.
+// deletions). Only layers in the read-write homes can be written. On error
+// the layer holds a partial diff; the store removes the layer.
 func (d *Driver) ApplyDiff(ctx context.Context, id, parent string, blob io.Reader, opts driver.ApplyOptions) (archive.UnpackResult, error) {
 	if err := checkID(id); err != nil {
 		return archive.UnpackResult{}, err
 	}
-	dir := d.ownDir(id)
-	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
-		return archive.UnpackResult{}, fmt.Errorf("vfs layer %s: %w", id, driver.ErrLayerUnknown)
+	dir, err := d.writableDir(id)
+	if err != nil {
+		return archive.UnpackResult{}, err
 	}
 	res, err := archive.Unpack(ctx, dir, blob, d.unpackOptions(opts))
 	if err != nil {

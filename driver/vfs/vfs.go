@@ -28,6 +28,7 @@ const defaultPerms = 0o555
 // value is safe for concurrent use; the store serialises calls per layer.
 type Driver struct {
 	home              string   // G/vfs
+	imageStore        string   // I/vfs of the split image store, or ""
 	imageStores       []string // A/vfs for each read-only image store, in order
 	uidMap, gidMap    []idmap.IDMap
 	ignoreChownErrors bool
@@ -52,6 +53,9 @@ func New(ctx context.Context, opts driver.Options) (driver.Driver, error) {
 		if err := d.parseOption(o); err != nil {
 			return nil, err
 		}
+	}
+	if opts.ImageStore != "" {
+		d.imageStore = filepath.Join(opts.ImageStore, Name)
 	}
 	for _, a := range opts.ImageStores {
 		d.imageStores = append(d.imageStores, filepath.Join(a, Name))
@@ -97,11 +101,40 @@ func (d *Driver) Home() string { return d.home }
 // Name returns "vfs".
 func (d *Driver) Name() string { return Name }
 
-// layersDir is G/vfs/dir.
-func (d *Driver) layersDir() string { return filepath.Join(d.home, "dir") }
+// baseFor returns the read-write home a new layer goes to: the split image
+// store for image (not ReadWrite) layers when there is one, else G/vfs.
+func (d *Driver) baseFor(readWrite bool) string {
+	if d.imageStore != "" && !readWrite {
+		return d.imageStore
+	}
+	return d.home
+}
 
-// ownDir is the layer's directory in the read-write home.
-func (d *Driver) ownDir(id string) string { return filepath.Join(d.layersDir(), id) }
+// writableBases lists the read-write homes: G/vfs, then I/vfs.
+func (d *Driver) writableBases() []string {
+	if d.imageStore != "" {
+		return []string{d.home, d.imageStore}
+	}
+	return []string{d.home}
+}
+
+// layersDir is <base>/dir.
+func layersDir(base string) string { return filepath.Join(base, "dir") }
+
+// layerDir is <base>/dir/<id>.
+func layerDir(base, id string) string { return filepath.Join(base, "dir", id) }
+
+// writableDir returns the directory of layer id in a read-write home, or
+// an error wrapping driver.ErrLayerUnknown.
+func (d *Driver) writableDir(id string) (string, error) {
+	for _, b := range d.writableBases() {
+		p := layerDir(b, id)
+		if fi, err := os.Stat(p); err == nil && fi.IsDir() {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("vfs layer %s: %w", id, driver.ErrLayerUnknown)
+}
 
 // checkID rejects IDs that are not a single path component.
 func checkID(id string) error {
@@ -111,15 +144,16 @@ func checkID(id string) error {
 	return nil
 }
 
-// lookup returns the directory of layer id: the home first, then each
-// read-only image store. A missing layer wraps driver.ErrLayerUnknown.
+// lookup returns the directory of layer id: the home first, then the split
+// image store, then each read-only image store. A missing layer wraps
+// driver.ErrLayerUnknown.
 func (d *Driver) lookup(id string) (string, error) {
 	if err := checkID(id); err != nil {
 		return "", err
 	}
-	homes := append([]string{d.home}, d.imageStores...)
+	homes := append(d.writableBases(), d.imageStores...)
 	for _, h := range homes {
-		p := filepath.Join(h, "dir", id)
+		p := layerDir(h, id)
 		if fi, err := os.Stat(p); err == nil && fi.IsDir() {
 			return p, nil
 		}
@@ -229,7 +263,9 @@ func mkdirAllOwned(path string, mode os.FileMode, uid, gid int) error {
 }
 
 // Create makes layer id: a directory with the parent's root mode and owner
-// (else 0555 owned by the mapped root) holding a copy of the parent's tree.
+// (else 0555 owned by the mapped root) holding a copy of the parent's tree,
+// in the split image store for image layers (ReadWrite false) if there is
+// one, else in the home.
 // It fails if the layer directory already exists. On error, including a
 // cancelled ctx, nothing of the new layer remains. MountLabel is ignored
 // (no SELinux labelling).
@@ -241,50 +277,57 @@ func (d *Driver) Create(ctx context.Context, id, parent string, opts driver.Crea
 	if err != nil {
 		return err
 	}
-	if err := d.ensureLayersDir(); err != nil {
+	base := d.baseFor(opts.ReadWrite)
+	if err := d.ensureLayersDir(base); err != nil {
 		return err
 	}
-	if err := makeLayerRoot(ctx, d.ownDir(id), parentDir, mode, uid, gid); err != nil {
+	if err := makeLayerRoot(ctx, layerDir(base, id), parentDir, mode, uid, gid); err != nil {
 		return fmt.Errorf("vfs create %s: %w", id, err)
 	}
 	return nil
 }
 
-// ensureLayersDir makes G/vfs/dir (0700, owned by the mapped root).
-func (d *Driver) ensureLayersDir() error {
+// ensureLayersDir makes <base>/dir (0700, owned by the mapped root, as
+// are <base> and any parents it has to create).
+func (d *Driver) ensureLayersDir(base string) error {
 	uid, gid, err := rootPair(d.uidMap, d.gidMap)
 	if err != nil {
 		return err
 	}
-	return mkdirAllOwned(d.layersDir(), 0o700, uid, gid)
+	return mkdirAllOwned(layersDir(base), 0o700, uid, gid)
 }
 
-// Remove deletes layer id from the home; a missing layer is not an error.
-// Layers of read-only image stores are never touched. The directory is
-// first renamed into a staging temp dir (so it disappears atomically and a
-// crash mid-removal leaves only a temp dir that stale recovery reclaims),
-// then removed; where staging is impossible it is removed in place.
+// Remove deletes layer id from the read-write homes; a missing layer is
+// not an error. Layers of read-only image stores are never touched. The
+// directory is first renamed into a staging temp dir (so it disappears
+// atomically and a crash mid-removal leaves only a temp dir that stale
+// recovery reclaims), then removed; where staging is impossible it is
+// removed in place.
 func (d *Driver) Remove(ctx context.Context, id string) error {
 	if err := checkID(id); err != nil {
 		return err
 	}
-	dir := d.ownDir(id)
+	for _, base := range d.writableBases() {
+		if err := removeLayerDir(base, id); err != nil {
+			return fmt.Errorf("vfs remove %s: %w", id, err)
+		}
+	}
+	return nil
+}
+
+// removeLayerDir removes <base>/dir/<id> through <base>/tempdirs.
+func removeLayerDir(base, id string) error {
+	dir := layerDir(base, id)
 	if _, err := os.Lstat(dir); errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
-	if tmp, err := staging.New(d.tempRoot()); err == nil {
+	if tmp, err := staging.New(tempRoot(base)); err == nil {
 		if err := tmp.StageDeletion(dir); err == nil {
-			if err := tmp.Cleanup(); err != nil {
-				return fmt.Errorf("vfs remove %s: %w", id, err)
-			}
-			return nil
+			return tmp.Cleanup()
 		}
 		_ = tmp.Cleanup() // nothing was moved; fall back to removing in place
 	}
-	if err := fsx.RemoveAll(dir); err != nil {
-		return fmt.Errorf("vfs remove %s: %w", id, err)
-	}
-	return nil
+	return fsx.RemoveAll(dir)
 }
 
 // Exists reports whether layer id has a directory in the home or in a
@@ -308,19 +351,22 @@ func (d *Driver) Get(ctx context.Context, id string, opts driver.MountOptions) (
 // Put undoes Get; vfs has nothing to undo.
 func (d *Driver) Put(ctx context.Context, id string) error { return nil }
 
-// ListLayers lists every directory under G/vfs/dir (not the image stores').
+// ListLayers lists every directory under G/vfs/dir and, with a split
+// image store, I/vfs/dir (not the read-only image stores').
 func (d *Driver) ListLayers() ([]string, error) {
-	entries, err := os.ReadDir(d.layersDir())
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("vfs list layers: %w", err)
-	}
 	var ids []string
-	for _, e := range entries {
-		if e.IsDir() {
-			ids = append(ids, e.Name())
+	for _, base := range d.writableBases() {
+		entries, err := os.ReadDir(layersDir(base))
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("vfs list layers: %w", err)
+		}
+		for _, e := range entries {
+			if e.IsDir() {
+				ids = append(ids, e.Name())
+			}
 		}
 	}
 	return ids, nil
@@ -332,17 +378,20 @@ func (d *Driver) Status() [][2]string { return nil }
 // Cleanup releases nothing: vfs keeps no mounts or process state.
 func (d *Driver) Cleanup(ctx context.Context) error { return nil }
 
-// tempRoot is where staged layers and deferred deletions live.
-func (d *Driver) tempRoot() string { return filepath.Join(d.home, "tempdirs") }
+// tempRoot is where staged layers and deferred deletions of base live.
+func tempRoot(base string) string { return filepath.Join(base, "tempdirs") }
 
-// RecoverStaleTempDirs removes temp dirs under G/vfs/tempdirs whose owner
-// died (their lock is free); live owners' dirs are left alone.
+// RecoverStaleTempDirs removes temp dirs under G/vfs/tempdirs (and
+// I/vfs/tempdirs) whose owner died (their lock is free); live owners' dirs
+// are left alone.
 func (d *Driver) RecoverStaleTempDirs(ctx context.Context) error {
-	if _, err := os.Stat(d.tempRoot()); errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err := staging.RecoverStale(d.tempRoot()); err != nil {
-		return fmt.Errorf("vfs: %w", err)
+	for _, base := range d.writableBases() {
+		if _, err := os.Stat(tempRoot(base)); errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err := staging.RecoverStale(tempRoot(base)); err != nil {
+			return fmt.Errorf("vfs: %w", err)
+		}
 	}
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 
@@ -290,6 +291,69 @@ func TestOpenNoFollowFallback(t *testing.T) {
 		if fd, err := openNoFollow(rootFd, rel, unix.O_RDONLY|unix.O_CLOEXEC); err == nil {
 			unix.Close(fd)
 			t.Errorf("openNoFollow(%q) followed a symlink", rel)
+		}
+	}
+}
+
+func TestSplitImageStore(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("extracting into a 0555 layer root needs root or a user namespace")
+	}
+	root, istore := t.TempDir(), t.TempDir()
+	d := newAt(t, driver.Options{Root: filepath.Join(root, "vfs"), ImageStore: istore})
+	data := drivertest.Tar(t, drivertest.Entry{Name: "f", Body: "image"})
+	s, err := d.StageDiff(bg, "", bytes.NewReader(data), driver.ApplyOptions{}, driver.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(s.Dir, filepath.Join(istore, "vfs", "tempdirs")) {
+		t.Errorf("image layer staged in %s, want under the image store", s.Dir)
+	}
+	if err := d.CommitStaged(bg, "img", "", s, driver.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Create(bg, "ro2", "img", driver.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Create(bg, "rw", "img", driver.CreateOptions{ReadWrite: true}); err != nil {
+		t.Fatal(err)
+	}
+	for id, want := range map[string]string{
+		"img": filepath.Join(istore, "vfs", "dir", "img"),
+		"ro2": filepath.Join(istore, "vfs", "dir", "ro2"),
+		"rw":  filepath.Join(root, "vfs", "dir", "rw"),
+	} {
+		p, err := d.Get(bg, id, driver.MountOptions{})
+		if err != nil || p != want {
+			t.Errorf("Get(%s) = %s, %v; want %s", id, p, err, want)
+		}
+	}
+	ids, err := d.ListLayers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sort.Strings(ids)
+	if strings.Join(ids, ",") != "img,ro2,rw" {
+		t.Errorf("ListLayers = %v", ids)
+	}
+	changes, err := d.Changes(bg, "rw", "img")
+	if err != nil || len(changes) != 0 {
+		t.Errorf("Changes of an unchanged copy: %v, %v", changes, err)
+	}
+	if _, err := d.ApplyDiff(bg, "ro2", "img", bytes.NewReader(drivertest.Tar(t, drivertest.Entry{Name: "g", Body: "g"})), driver.ApplyOptions{}); err != nil {
+		t.Errorf("ApplyDiff into an image store layer: %v", err)
+	}
+	for _, id := range []string{"ro2", "img", "rw"} {
+		if err := d.Remove(bg, id); err != nil {
+			t.Fatal(err)
+		}
+		if d.Exists(id) {
+			t.Errorf("%s exists after Remove", id)
+		}
+	}
+	for _, dir := range []string{filepath.Join(istore, "vfs", "dir"), filepath.Join(istore, "vfs", "tempdirs")} {
+		if ents, err := os.ReadDir(dir); err != nil || len(ents) != 0 {
+			t.Errorf("%s not empty after removals: %v %v", dir, ents, err)
 		}
 	}
 }
