@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -356,4 +357,17 @@ func TestSplitImageStore(t *testing.T) {
 			t.Errorf("%s not empty after removals: %v %v", dir, ents, err)
 		}
 	}
+}
+
+// TestConformanceOnXFS runs the suite where CopyTree reflinks (each
+// subtest in a fresh directory of one xfs reflink=1 loop mount).
+func TestConformanceOnXFS(t *testing.T) {
+	mnt := xfsReflinkMount(t)
+	n := 0
+	drivertest.Run(t, func(t *testing.T) driver.Driver {
+		n++
+		root := filepath.Join(mnt, strconv.Itoa(n))
+		t.Cleanup(func() { _ = os.RemoveAll(root) })
+		return newAt(t, driver.Options{Root: filepath.Join(root, "vfs")})
+	})
 }
