@@ -82,10 +82,11 @@ make_ro_image() {
 	skip_if_143 "add-names on a read-only image replaced its names"
 	make_ro_image
 	run -0 with_ro add-names -n extra roimg
+	# main's add operation puts the new name first
 	run -0 with_ro get-names "$roimage"
-	[ "$output" = $'roimg\nextra' ]
+	[ "$output" = $'extra\nroimg' ]
 	run -0 with_ro images
-	[ "$output" = "$roimage"$'\n\tname: roimg\n\tname: extra' ]
+	[ "$output" = "$roimage"$'\n\tname: extra\n\tname: roimg' ]
 	run -0 with_ro image extra
 	[ "${lines[0]}" = "ID: $roimage" ]
 	[[ "$output" == *"Top Layer: $rolayer"* ]]
