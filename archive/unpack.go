@@ -4,10 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
-	"hash"
-	"hash/crc64"
 	"io"
 	"os"
 	"path"
@@ -98,8 +95,8 @@ func Unpack(ctx context.Context, dest string, blob io.Reader, opts UnpackOptions
 		if err := gz.SetConcurrency(1<<20, 1); err != nil {
 			return res, err
 		}
-		u.packer = storage.NewJSONPacker(gz)
-		u.crc = crc64.New(storage.CRCTable)
+		u.rec = newTSRecorder(storage.NewJSONPacker(gz))
+		defer u.rec.close()
 	}
 
 	if err := u.run(stream); err != nil {
@@ -115,6 +112,11 @@ func Unpack(ctx context.Context, dest string, blob io.Reader, opts UnpackOptions
 	}
 	if err := u.finish(); err != nil {
 		return res, err
+	}
+	if u.rec != nil {
+		if err := u.rec.close(); err != nil {
+			return res, err
+		}
 	}
 	if gz != nil {
 		if err := gz.Close(); err != nil {
@@ -167,10 +169,8 @@ type unpacker struct {
 	euid     int
 	egid     int
 
-	packer storage.Packer
-	crc    hash.Hash64
-	crcSum []byte
-	names  map[string]struct{} // cleaned names seen, for duplicate detection
+	rec   *tsRecorder         // nil without tar-split
+	names map[string]struct{} // cleaned names seen, for duplicate detection
 
 	unpacked map[string]struct{} // rel paths created by this tar (opaque handling)
 	dirTimes []dirTime
@@ -199,7 +199,6 @@ func newUnpacker(ctx context.Context, dest string, opts UnpackOptions) (*unpacke
 		unpacked: map[string]struct{}{},
 		uids:     map[uint32]struct{}{},
 		gids:     map[uint32]struct{}{},
-		crcSum:   make([]byte, 0, 8),
 	}
 	rt.uid, rt.gid, err = idmap.RootPair(opts.UIDMap, opts.GIDMap)
 	if err != nil {
@@ -211,18 +210,15 @@ func newUnpacker(ctx context.Context, dest string, opts UnpackOptions) (*unpacke
 }
 
 func (u *unpacker) addSegment(b []byte) error {
-	if u.packer == nil || len(b) == 0 {
-		return nil
-	}
-	if _, err := u.packer.AddEntry(storage.Entry{Type: storage.SegmentType, Payload: b}); err != nil {
-		return fmt.Errorf("recording tar-split: %w", err)
+	if u.rec != nil {
+		u.rec.segment(b)
 	}
 	return nil
 }
 
 func (u *unpacker) run(stream io.Reader) error {
 	tr := tar.NewReader(stream)
-	tr.RawAccounting = u.packer != nil
+	tr.RawAccounting = u.rec != nil
 	for {
 		if err := u.ctx.Err(); err != nil {
 			return err
@@ -244,15 +240,12 @@ func (u *unpacker) run(stream io.Reader) error {
 		if isSparse(hdr) {
 			return fmt.Errorf("tar entry %q: %w", hdr.Name, ErrSparse)
 		}
-		if u.packer != nil {
+		if u.rec != nil {
 			key := filepath.Clean(hdr.Name)
 			if _, dup := u.names[key]; dup {
 				return fmt.Errorf("tar entry %q: %w", hdr.Name, ErrDuplicatePath)
 			}
 			u.names[key] = struct{}{}
-		}
-		if u.crc != nil {
-			u.crc.Reset()
 		}
 		err = u.entry(hdr, tr)
 		u.root.flush()
@@ -264,21 +257,9 @@ func (u *unpacker) run(stream io.Reader) error {
 		if err := u.readPayload(tr, -1); err != nil {
 			return fmt.Errorf("reading tar entry %q: %w", hdr.Name, err)
 		}
-		if u.packer != nil {
-			e := storage.Entry{Type: storage.FileType, Size: hdr.Size}
-			if hdr.Size > 0 {
-				e.Payload = u.crc.Sum(u.crcSum[:0])
-			}
-			e.SetName(hdr.Name)
-			if _, err := u.packer.AddEntry(e); err != nil {
-				if errors.Is(err, storage.ErrDuplicatePath) {
-					return fmt.Errorf("tar entry %q: %w", hdr.Name, ErrDuplicatePath)
-				}
-				return fmt.Errorf("recording tar-split: %w", err)
-			}
-			if err := u.addSegment(tr.RawBytes()); err != nil {
-				return err
-			}
+		if u.rec != nil {
+			u.rec.file(hdr.Name, hdr.Size)
+			u.rec.segment(tr.RawBytes())
 		}
 	}
 }
@@ -289,8 +270,8 @@ func (u *unpacker) readPayload(tr io.Reader, fd int) error {
 	for {
 		n, err := tr.Read(u.buf)
 		if n > 0 {
-			if u.crc != nil {
-				u.crc.Write(u.buf[:n])
+			if u.rec != nil {
+				u.rec.data(u.buf[:n])
 			}
 			if fd >= 0 {
 				if werr := writeAll(fd, u.buf[:n]); werr != nil {
