@@ -35,7 +35,7 @@ func benchTar(b *testing.B, name string, n int, total int64) string {
 	if dir == "" {
 		dir = os.TempDir()
 	}
-	p := filepath.Join(dir, "stowage-bench2-"+name+".tar")
+	p := filepath.Join(dir, "stowage-bench3-"+name+".tar")
 	if _, err := os.Stat(p); err != nil {
 		f, err := os.Create(p)
 		if err != nil {
@@ -60,7 +60,7 @@ func benchTar(b *testing.B, name string, n int, total int64) string {
 		}
 		for i := 0; i < n; i++ {
 			size := avg/2 + rng.Int63n(avg+1)
-			tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: fmt.Sprintf("d%04d/f%06d", i%dirs, i), Mode: 0o644, Size: size, ModTime: time.Unix(1700000000, 0)})
+			tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: fmt.Sprintf("d%04d/f%06d", i*dirs/n, i), Mode: 0o644, Size: size, ModTime: time.Unix(1700000000, 0)})
 			for w := int64(0); w < size; {
 				k := min(size-w, int64(len(chunk)))
 				off := rng.Intn(len(chunk) - int(k) + 1)

@@ -28,16 +28,28 @@ type root struct {
 	uid     int            // owner of implicitly created dirs
 	gid     int
 	created func(rel string)
+	// plainDirs holds dirs known to exist without the setgid bit (made or
+	// chmod'ed by this unpack): files created in them get our egid, so a
+	// chown to our own IDs can be skipped. Cleared whenever anything is
+	// removed, since a path may then name another directory.
+	plainDirs map[string]struct{}
+	rootPlain bool // the root itself has no setgid bit
 }
 
-const maxCachedDirs = 256
+const maxCachedDirs = 1024
 
 func openRoot(dest string) (*root, error) {
 	fd, err := unix.Open(dest, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, &os.PathError{Op: "open", Path: dest, Err: err}
 	}
-	return &root{fd: fd, cache: map[string]int{}}, nil
+	r := &root{fd: fd, cache: map[string]int{}, plainDirs: map[string]struct{}{}}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err == nil && st.Mode&unix.S_ISGID == 0 {
+		r.rootPlain = true
+		r.plainDirs[""] = struct{}{}
+	}
+	return r, nil
 }
 
 func (r *root) close() {
@@ -50,6 +62,10 @@ func (r *root) close() {
 // path may now name a different object). The fds stay open until flush so
 // callers holding one can finish their entry.
 func (r *root) invalidate() {
+	clear(r.plainDirs)
+	if r.rootPlain {
+		r.plainDirs[""] = struct{}{}
+	}
 	for k, fd := range r.cache {
 		r.stale = append(r.stale, fd)
 		delete(r.cache, k)
@@ -87,7 +103,10 @@ func (r *root) resolveDir(rel string) (int, error) {
 		return -1, err
 	}
 	if len(r.cache) >= maxCachedDirs {
-		r.invalidate()
+		for k, fd := range r.cache {
+			r.stale = append(r.stale, fd)
+			delete(r.cache, k)
+		}
 	}
 	r.cache[rel] = fd
 	return fd, nil
@@ -124,6 +143,9 @@ func (r *root) mkdirAll(dir string) (int, error) {
 				}
 				if r.created != nil {
 					r.created(p)
+				}
+				if r.uid == os.Geteuid() && r.gid == os.Getegid() {
+					r.plainDirs[p] = struct{}{}
 				}
 			}
 			fd, err = r.resolveDir(p)

@@ -114,7 +114,10 @@ func (u *unpacker) entry(hdr *tar.Header, r io.Reader) error {
 		werr := u.readPayload(r, fd)
 		if werr == nil {
 			u.size += hdr.Size
-			werr = u.fileMeta(fd, hdr, uid, gid, chown, mode)
+			// A new file in a non-setgid dir we made is already owned by
+			// our euid/egid.
+			_, plain := u.root.plainDirs[parentRel(rel)]
+			werr = u.fileMeta(fd, hdr, uid, gid, chown && !(plain && uid == u.euid && gid == u.egid), mode)
 		}
 		cerr := unix.Close(fd)
 		if werr == nil {
@@ -129,6 +132,13 @@ func (u *unpacker) entry(hdr *tar.Header, r io.Reader) error {
 		}
 	}
 
+	if isDir {
+		if mode&unix.S_ISGID == 0 {
+			u.root.plainDirs[rel] = struct{}{}
+		} else {
+			delete(u.root.plainDirs, rel)
+		}
+	}
 	atime, mtime := entryTimes(hdr)
 	if isDir {
 		u.dirTimes = append(u.dirTimes, dirTime{rel: rel, atime: atime, mtime: mtime})
@@ -396,4 +406,12 @@ func (u *unpacker) overlayWhiteout(hdr *tar.Header, rel, base, dir string) error
 		}
 	}
 	return nil
+}
+
+func parentRel(rel string) string {
+	d := path.Dir(rel)
+	if d == "." {
+		return ""
+	}
+	return d
 }

@@ -266,3 +266,20 @@ func TestUnpackCancelled(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+func TestSetgidDirGroupIsChowned(t *testing.T) {
+	needRoot(t)
+	d := dir("sg/", 0o2775)
+	d.hdr.Gid = 1234
+	data := makeTar(t, tar.FormatUnknown, 0, d, file("sg/f", "x", 0o644), file("plain", "y", 0o644))
+	dest := t.TempDir()
+	if err := unpack(t, dest, data, archive.UnpackOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if st := lstat(t, filepath.Join(dest, "sg/f")); st.Gid != 0 {
+		t.Errorf("file in setgid dir has gid %d, want 0 from the tar", st.Gid)
+	}
+	if st := lstat(t, filepath.Join(dest, "plain")); st.Uid != 0 || st.Gid != 0 {
+		t.Errorf("plain file owner %d:%d", st.Uid, st.Gid)
+	}
+}
