@@ -24,11 +24,14 @@ func (u *unpacker) entry(hdr *tar.Header, r io.Reader) error {
 		return nil
 	}
 	base := path.Base(rel)
-	if strings.HasPrefix(rel, whiteoutMetaPrefix) {
+	switch {
+	case base == whiteoutOpaqueDir:
+		return u.whiteout(hdr, rel, base)
+	case strings.HasPrefix(rel, whiteoutMetaPrefix):
 		// AUFS metadata (.wh..wh.plnk/...): extracted so hard links into it
 		// can be satisfied, removed when the archive is done.
 		u.aufsMeta = true
-	} else if strings.HasPrefix(base, whiteoutPrefix) {
+	case strings.HasPrefix(base, whiteoutPrefix):
 		return u.whiteout(hdr, rel, base)
 	}
 

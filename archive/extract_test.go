@@ -283,3 +283,16 @@ func TestSetgidDirGroupIsChowned(t *testing.T) {
 		t.Errorf("plain file owner %d:%d", st.Uid, st.Gid)
 	}
 }
+
+func TestRootOpaqueMarker(t *testing.T) {
+	dest := t.TempDir()
+	os.WriteFile(filepath.Join(dest, "lower"), []byte("l"), 0o644)
+	data := makeTar(t, tar.FormatUnknown, 0, file("new", "n", 0o644), file(".wh..wh..opq", "", 0o644))
+	if err := unpack(t, dest, data, archive.UnpackOptions{IgnoreChownErrors: true}); err != nil {
+		t.Fatal(err)
+	}
+	ents, _ := os.ReadDir(dest)
+	if len(ents) != 1 || ents[0].Name() != "new" {
+		t.Errorf("after a root opaque marker: %v", ents)
+	}
+}
