@@ -1,9 +1,12 @@
 package main
 
 import (
+	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -15,28 +18,82 @@ func setupLogging(w io.Writer, debug bool) {
 	if debug {
 		level = slog.LevelDebug
 	}
-	h := slog.NewTextHandler(w, &slog.HandlerOptions{
-		Level: level,
-		ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
-			if len(groups) > 0 {
-				return a
-			}
-			switch a.Key {
-			case slog.TimeKey:
-				if t, ok := a.Value.Any().(time.Time); ok {
-					return slog.String(slog.TimeKey, t.Format(time.RFC3339Nano))
-				}
-			case slog.LevelKey:
-				if l, ok := a.Value.Any().(slog.Level); ok {
-					s := strings.ToLower(l.String())
-					if s == "warn" {
-						s = "warning"
-					}
-					return slog.String(slog.LevelKey, s)
-				}
-			}
-			return a
-		},
-	})
-	slog.SetDefault(slog.New(h))
+	slog.SetDefault(slog.New(&logrusHandler{w: w, level: level, mu: &sync.Mutex{}}))
+}
+
+// logrusHandler formats records like logrus' text formatter.
+type logrusHandler struct {
+	w     io.Writer
+	level slog.Level
+	mu    *sync.Mutex // shared by handlers derived with WithAttrs
+	attrs []slog.Attr
+	group string
+}
+
+func (h *logrusHandler) Enabled(_ context.Context, l slog.Level) bool { return l >= h.level }
+
+func (h *logrusHandler) Handle(_ context.Context, r slog.Record) error {
+	var b strings.Builder
+	t := r.Time
+	if t.IsZero() {
+		t = time.Now()
+	}
+	fmt.Fprintf(&b, "time=%s level=%s msg=%s", logQuote(t.Format(time.RFC3339)), levelName(r.Level), logQuote(r.Message))
+	write := func(a slog.Attr) bool {
+		key := a.Key
+		if h.group != "" {
+			key = h.group + "." + key
+		}
+		fmt.Fprintf(&b, " %s=%s", key, logQuote(a.Value.String()))
+		return true
+	}
+	for _, a := range h.attrs {
+		write(a)
+	}
+	r.Attrs(write)
+	b.WriteByte('\n')
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	_, err := io.WriteString(h.w, b.String())
+	return err
+}
+
+func (h *logrusHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	n := *h
+	n.attrs = append(append([]slog.Attr(nil), h.attrs...), attrs...)
+	return &n
+}
+
+func (h *logrusHandler) WithGroup(name string) slog.Handler {
+	n := *h
+	if n.group != "" {
+		name = n.group + "." + name
+	}
+	n.group = name
+	return &n
+}
+
+func levelName(l slog.Level) string {
+	switch {
+	case l >= slog.LevelError:
+		return "error"
+	case l >= slog.LevelWarn:
+		return "warning"
+	case l >= slog.LevelInfo:
+		return "info"
+	}
+	return "debug"
+}
+
+// logQuote quotes s unless it consists only of characters logrus leaves bare.
+func logQuote(s string) string {
+	if s == "" {
+		return `""`
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-._/@^+", r)) {
+			return fmt.Sprintf("%q", s)
+		}
+	}
+	return s
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -139,4 +140,22 @@ func maps(v ...int) []idmap.IDMap {
 		out = append(out, idmap.IDMap{ContainerID: v[i], HostID: v[i+1], Size: v[i+2]})
 	}
 	return out
+}
+
+func TestLogging(t *testing.T) {
+	old := slog.Default()
+	t.Cleanup(func() { slog.SetDefault(old) })
+	var buf bytes.Buffer
+	setupLogging(&buf, false)
+	slog.Debug("hidden")
+	slog.Warn("hidden too")
+	if buf.Len() != 0 {
+		t.Fatalf("without --debug: %q", buf.String())
+	}
+	setupLogging(&buf, true)
+	slog.Debug("Root: /x", "k", "v w")
+	line := buf.String()
+	if !strings.HasPrefix(line, `time="`) || !strings.HasSuffix(line, ` level=debug msg="Root: /x" k="v w"`+"\n") {
+		t.Errorf("debug line %q", line)
+	}
 }
