@@ -4,9 +4,11 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"runtime"
 	"strings"
 	"testing"
 	"testing/iotest"
+	"time"
 
 	"github.com/opencontainers/go-digest"
 
@@ -77,5 +79,32 @@ func TestCompressionNames(t *testing.T) {
 		if c.String() != want[0] || c.Extension() != want[1] {
 			t.Errorf("%d: %s %s", int(c), c.String(), c.Extension())
 		}
+	}
+}
+
+// Failed unpacks must not leak goroutines (hashers, tar-split recorder,
+// gzip writer, decompressors).
+func TestNoGoroutineLeakOnFailure(t *testing.T) {
+	good := makeTar(t, tar.FormatUnknown, 0, file("a", strings.Repeat("a", 3000), 0o644), file("b", "b", 0o644))
+	var inputs [][]byte
+	for _, comp := range []string{"plain", "gzip", "zstd", "xz"} {
+		blob := compressWith(t, comp, good)
+		inputs = append(inputs, blob[:len(blob)/2], append(bytes.Clone(blob[:len(blob)-1]), 'x'))
+	}
+	inputs = append(inputs, bytes.Repeat([]byte("garbage!"), 100))
+	run := func() {
+		for _, in := range inputs {
+			archive.Unpack(context.Background(), t.TempDir(), bytes.NewReader(in), archive.UnpackOptions{TarSplit: &bytes.Buffer{}, IgnoreChownErrors: true})
+		}
+	}
+	run()
+	time.Sleep(100 * time.Millisecond)
+	before := runtime.NumGoroutine()
+	for i := 0; i < 10; i++ {
+		run()
+	}
+	time.Sleep(200 * time.Millisecond)
+	if after := runtime.NumGoroutine(); after > before+2 {
+		t.Fatalf("goroutines grew from %d to %d over failed unpacks", before, after)
 	}
 }

@@ -92,6 +92,13 @@ func Unpack(ctx context.Context, dest string, blob io.Reader, opts UnpackOptions
 		if err != nil {
 			return res, err
 		}
+		// On failure still close the gzip writer (after the recorder,
+		// defers run in reverse) so its goroutine ends.
+		defer func() {
+			if gz != nil {
+				gz.Close()
+			}
+		}()
 		if err := gz.SetConcurrency(1<<20, 1); err != nil {
 			return res, err
 		}
@@ -119,7 +126,9 @@ func Unpack(ctx context.Context, dest string, blob io.Reader, opts UnpackOptions
 		}
 	}
 	if gz != nil {
-		if err := gz.Close(); err != nil {
+		err := gz.Close()
+		gz = nil
+		if err != nil {
 			return res, fmt.Errorf("writing tar-split: %w", err)
 		}
 	}
