@@ -127,3 +127,38 @@ load helpers
 	[[ "$output" == "$TESTDIR/runroot/"*"$image"* ]]
 	run -1 storage --debug=false get-image-dir nosuch
 }
+
+@test "transient store: container records and their layers live in the run root" {
+	skip_if_143 "no --transient-store"
+	image=$(storage --debug=false --transient-store create-image "")
+	image=${image%%$'\n'*}
+	run -0 storage --debug=false --transient-store create-container -n tctr "$image"
+	container=${lines[0]}
+	[ -f "$TESTDIR/runroot/${STORAGE_DRIVER}-containers/volatile-containers.json" ]
+	[ -f "$TESTDIR/runroot/${STORAGE_DRIVER}-containers/containers.lock" ]
+	jq -e --arg c "$container" '.[] | select(.id == $c)' "$TESTDIR/runroot/${STORAGE_DRIVER}-containers/volatile-containers.json"
+	clayer=$(storage --debug=false --transient-store container --json "$container" | jq -r '.[0].layer')
+	jq -e --arg l "$clayer" '.[] | select(.id == $l)' "$TESTDIR/runroot/${STORAGE_DRIVER}-layers/volatile-layers.json"
+	# images stay in the graph root
+	jq -e --arg i "$image" '.[] | select(.id == $i)' "$TESTDIR/root/${STORAGE_DRIVER}-images/images.json"
+	run -0 storage --debug=false --transient-store containers
+	[ "${lines[0]}" = "$container" ]
+	t1=$(lock_token "$TESTDIR/runroot/${STORAGE_DRIVER}-containers/containers.lock")
+	storage --debug=false --transient-store set-names -n renamed "$container"
+	[ "$(lock_token "$TESTDIR/runroot/${STORAGE_DRIVER}-containers/containers.lock")" != "$t1" ]
+	storage --debug=false --transient-store delete-container "$container"
+}
+
+@test "create-container --volatile: mounts and keeps content across remounts" {
+	image=$(new_image "")
+	run -0 storage --debug=false create-container --volatile "$image"
+	container=${lines[0]}
+	clayer=$(storage --debug=false container --json "$container" | jq -r '.[0].layer')
+	run -0 storage exists -l "$clayer"
+	mnt=$(mount_layer "$container")
+	echo kept >"$mnt/file"
+	storage --debug=false unmount "$container" >/dev/null
+	mnt=$(mount_layer "$container")
+	[ "$(cat "$mnt/file")" = kept ]
+	storage --debug=false unmount "$container" >/dev/null
+}

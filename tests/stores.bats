@@ -132,7 +132,9 @@ make_ro_image() {
 	[ -f "$istore/${STORAGE_DRIVER}-images/images.json" ]
 	jq -e --arg i "$image" '.[] | select(.id == $i)' "$istore/${STORAGE_DRIVER}-images/images.json"
 	jq -e --arg l "$layer" '.[] | select(.id == $l)' "$istore/${STORAGE_DRIVER}-layers/layers.json"
+	# the read-only layer's driver directory is in the image store too
 	[ -d "$istore/${STORAGE_DRIVER}" ]
+	if [ "$STORAGE_DRIVER" = vfs ]; then [ -d "$istore/vfs/dir/$layer" ]; fi
 	run -0 storage --debug=false --image-store "$istore" images
 	[ "${lines[0]}" = "$image" ]
 	run -0 storage --debug=false --image-store "$istore" exists -i splitimg
