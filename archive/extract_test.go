@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -294,5 +295,28 @@ func TestRootOpaqueMarker(t *testing.T) {
 	ents, _ := os.ReadDir(dest)
 	if len(ents) != 1 || ents[0].Name() != "new" {
 		t.Errorf("after a root opaque marker: %v", ents)
+	}
+}
+
+func TestUnpackPAXSparseRejected(t *testing.T) {
+	if _, err := exec.LookPath("tar"); err != nil {
+		t.Skip("GNU tar not installed: cannot make a PAX sparse fixture")
+	}
+	src := t.TempDir()
+	f, err := os.Create(filepath.Join(src, "holes"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteAt([]byte("end"), 1<<20)
+	f.Close()
+	for _, format := range []string{"posix", "gnu"} {
+		out, err := exec.Command("tar", "--sparse", "--format="+format, "-C", src, "-cf", "-", "holes").Output()
+		if err != nil {
+			t.Fatalf("tar: %v", err)
+		}
+		err = unpack(t, t.TempDir(), out, archive.UnpackOptions{IgnoreChownErrors: true})
+		if !errors.Is(err, archive.ErrSparse) {
+			t.Errorf("%s sparse: err = %v", format, err)
+		}
 	}
 }
