@@ -183,3 +183,24 @@ PY
 	storage --debug=false import-layer -f "$TESTDIR/evil2.tar" || true
 	[ ! -e "$TESTDIR/outside/planted" ]
 }
+
+@test "import-layer: a ./ entry's metadata is applied to the layer root, ./ names survive in the diff" {
+	require_root
+	src="$TESTDIR/dotsrc"
+	mkdir -p "$src/sub"
+	echo a >"$src/sub/f"
+	chmod 0711 "$src"
+	chown 12:34 "$src"
+	tar --numeric-owner -C "$src" -cf "$TESTDIR/dot.tar" .
+	layer=$(storage --debug=false import-layer -f "$TESTDIR/dot.tar")
+	mnt=$(mount_layer "$layer")
+	[ "$(stat -c %a:%u:%g "$mnt")" = 711:12:34 ]
+	[ "$(cat "$mnt/sub/f")" = a ]
+	storage --debug=false unmount "$layer" >/dev/null
+	storage --debug=false diff -u "$layer" | cmp - "$TESTDIR/dot.tar"
+	# an empty layer's root is 0555, as upstream's vfs makes it
+	empty=$(new_layer)
+	mnt=$(mount_layer "$empty")
+	[ "$(stat -c %a "$mnt")" = 555 ]
+	storage --debug=false unmount "$empty" >/dev/null
+}
