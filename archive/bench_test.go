@@ -22,6 +22,17 @@ import (
 // runs only with STOWAGE_BENCH_BIG=1.
 //
 //	go test ./archive -run '^$' -bench . -benchtime 3x
+//
+// Measured 2026-12-02 on the 2-core dev VM (kernel 6.18, CPU with SHA-NI),
+// scratch = fresh 6 GiB loop-mounted ext4, tar-split written, -count 2:
+//
+//	17k files / 265 MiB plain tar:  stowage 2.23–2.42 s, tar -x 1.41–1.45 s  (≈1.6×)
+//	same, gzip -6 (130 MiB):        stowage 3.80–3.88 s, tar -xf 4.18–5.41 s (≈0.8×)
+//	8 files / 1 GiB plain tar:      stowage 3.94–4.87 s, tar -x 2.80 s       (≈1.4–1.7×)
+//
+// Profiles: the plain-tar case is bound by file-creation syscalls (we issue
+// fewer than tar: no fchown/fchmod when not needed) plus Go's syscall
+// handoff overhead; SHA-256 and CRC-64 run in their own goroutines.
 
 var benchTars sync.Map
 
