@@ -18,7 +18,13 @@ import (
 func (u *unpacker) entry(hdr *tar.Header, r io.Reader) error {
 	rel := cleanRel(hdr.Name)
 	if rel == "" {
-		return nil // the layer root itself: it exists, upstream skips it
+		// The layer root itself ("./"). The naive (vfs) apply merges it
+		// like any existing dir, so its metadata lands on the root; the
+		// overlay extraction skips it, as upstream's Unpack does.
+		if u.opts.Whiteouts == WhiteoutDelete && hdr.Typeflag == tar.TypeDir {
+			return u.rootMeta(hdr)
+		}
+		return nil
 	}
 	if hdr.Typeflag == tar.TypeXGlobalHeader {
 		return nil
@@ -417,4 +423,34 @@ func parentRel(rel string) string {
 		return ""
 	}
 	return d
+}
+
+// rootMeta applies a "./" directory entry's owner, mode and xattrs to the
+// layer root; its times are applied with the other directories at the end.
+func (u *unpacker) rootMeta(hdr *tar.Header) error {
+	uid, gid, chown, err := u.owner(hdr)
+	if err != nil {
+		return err
+	}
+	fd, err := unix.Openat(u.root.fd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return u.pathErr(hdr, ".", err)
+	}
+	defer unix.Close(fd)
+	mode := uint32(hdr.Mode) & 0o7777
+	if err := u.fileMeta(fd, hdr, uid, gid, chown, mode); err != nil {
+		return u.pathErr(hdr, ".", err)
+	}
+	if err := unix.Fchmod(fd, mode); err != nil {
+		return u.pathErr(hdr, ".", err)
+	}
+	u.root.rootPlain = mode&unix.S_ISGID == 0
+	if u.root.rootPlain {
+		u.root.plainDirs[""] = struct{}{}
+	} else {
+		delete(u.root.plainDirs, "")
+	}
+	atime, mtime := entryTimes(hdr)
+	u.dirTimes = append(u.dirTimes, dirTime{rel: "", atime: atime, mtime: mtime})
+	return nil
 }

@@ -320,3 +320,28 @@ func TestUnpackPAXSparseRejected(t *testing.T) {
 		}
 	}
 }
+
+func TestRootEntryMetadata(t *testing.T) {
+	needRoot(t)
+	mtime := time.Unix(1500000000, 0)
+	root := dir("./", 0o711)
+	root.hdr.Uid, root.hdr.Gid, root.hdr.ModTime = 12, 34, mtime
+	data := makeTar(t, tar.FormatUnknown, 0, root, file("sub/f", "a", 0o644))
+	dest := t.TempDir()
+	if err := unpack(t, dest, data, archive.UnpackOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	st := lstat(t, dest)
+	if st.Mode&0o7777 != 0o711 || st.Uid != 12 || st.Gid != 34 || st.Mtim.Sec != mtime.Unix() {
+		t.Errorf("naive apply: root mode %o owner %d:%d mtime %d", st.Mode&0o7777, st.Uid, st.Gid, st.Mtim.Sec)
+	}
+	// The overlay extraction skips the root entry, as upstream's Unpack.
+	dest = t.TempDir()
+	os.Chmod(dest, 0o755)
+	if err := unpack(t, dest, data, archive.UnpackOptions{Whiteouts: archive.WhiteoutOverlay}); err != nil {
+		t.Fatal(err)
+	}
+	if st := lstat(t, dest); st.Mode&0o7777 != 0o755 || st.Uid != 0 {
+		t.Errorf("overlay apply: root mode %o owner %d", st.Mode&0o7777, st.Uid)
+	}
+}
