@@ -75,6 +75,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		Root:          filepath.Join(opts.GraphRoot, name),
 		RunRoot:       filepath.Join(opts.RunRoot, name),
 		ImageStores:   s.roRoots,
+		ImageStore:    s.opts.ImageStore,
 		DriverOptions: s.driverOpts,
 		UIDMap:        opts.UIDMap,
 		GIDMap:        opts.GIDMap,
@@ -211,13 +212,20 @@ func (s *Store) openTables() error {
 }
 
 // recoverStale removes temp dirs whose owners died: the layer store's tmp
-// and the driver's tempdirs.
+// and the driver's staging temp dirs (through driver.TempDirRecoverer when
+// the driver has it, which covers I/<drv>/tempdirs of a split image store
+// too; else G/<drv>/tempdirs directly).
 func (s *Store) recoverStale() error {
 	var errs []error
-	for _, root := range []string{
-		filepath.Join(s.layers.Dir(), "tmp"),
-		filepath.Join(s.opts.GraphRoot, s.driverName, "tempdirs"),
-	} {
+	roots := []string{filepath.Join(s.layers.Dir(), "tmp")}
+	if r, ok := s.drv.(driver.TempDirRecoverer); ok {
+		if err := r.RecoverStaleTempDirs(context.Background()); err != nil {
+			errs = append(errs, err)
+		}
+	} else {
+		roots = append(roots, filepath.Join(s.opts.GraphRoot, s.driverName, "tempdirs"))
+	}
+	for _, root := range roots {
 		if _, err := os.Stat(root); err != nil {
 			continue
 		}
