@@ -58,6 +58,15 @@ type exitStatus int
 
 func (e exitStatus) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
 
+// failedStatus is exit status 1 when some argument failed (its message was
+// printed with the results), else nil.
+func failedStatus(failed bool) error {
+	if failed {
+		return exitStatus(1)
+	}
+	return nil
+}
+
 // globalOptions are the flags accepted before and after the command name.
 type globalOptions struct {
 	graph, run, driver string

@@ -55,11 +55,7 @@ func (c *containerRun) run(ctx context.Context, st *store.Store, args []string) 
 		}
 		found = append(found, *ctr)
 	}
-	if c.json {
-		if err := c.p.JSON(found); err != nil {
-			return err
-		}
-	} else {
+	if err := c.p.Output(c.json, found, func() {
 		for _, ctr := range found {
 			c.p.Printf("ID: %s\n", ctr.ID)
 			for _, n := range ctr.Names {
@@ -81,9 +77,8 @@ func (c *containerRun) run(ctx context.Context, st *store.Store, args []string) 
 				c.p.Printf("Data: %s\n", k)
 			}
 		}
+	}); err != nil {
+		return err
 	}
-	if len(found) != len(args) {
-		return exitStatus(1)
-	}
-	return nil
+	return failedStatus(len(found) != len(args))
 }

@@ -51,21 +51,16 @@ func (c *deleteRun) run(ctx context.Context, st *store.Store, args []string) err
 			failed = true
 		}
 	}
-	if c.json {
-		if err := c.p.JSON(results); err != nil {
-			return err
-		}
-	} else {
+	if err := c.p.Output(c.json, results, func() {
 		for arg, msg := range results {
 			if msg != "" {
 				c.p.Errorf("%s: %s\n", arg, msg)
 			}
 		}
+	}); err != nil {
+		return err
 	}
-	if failed {
-		return exitStatus(1)
-	}
-	return nil
+	return failedStatus(failed)
 }
 
 var deleteImageCmd = &command{
@@ -102,11 +97,7 @@ func (c *deleteImageRun) run(ctx context.Context, st *store.Store, args []string
 		}
 		results[arg] = rec
 	}
-	if c.json {
-		if err := c.p.JSON(results); err != nil {
-			return err
-		}
-	} else {
+	if err := c.p.Output(c.json, results, func() {
 		for arg, rec := range results {
 			if rec.Error != "" {
 				c.p.Errorf("%s: %s\n", arg, rec.Error)
@@ -116,11 +107,10 @@ func (c *deleteImageRun) run(ctx context.Context, st *store.Store, args []string
 				c.p.Errorf("%s: %s\n", arg, l)
 			}
 		}
+	}); err != nil {
+		return err
 	}
-	if failed {
-		return exitStatus(1)
-	}
-	return nil
+	return failedStatus(failed)
 }
 
 var wipeCmd = &command{
@@ -135,17 +125,7 @@ func (c *wipeRun) addFlags(fs *flagSet) { c.jsonFlag(fs) }
 func (c *wipeRun) run(ctx context.Context, st *store.Store, _ []string) error {
 	err := st.Wipe(ctx)
 	if c.json {
-		v := ""
-		if err != nil {
-			v = err.Error()
-		}
-		if jerr := c.p.JSON(v); jerr != nil {
-			return jerr
-		}
-		if err != nil {
-			return exitStatus(1)
-		}
-		return nil
+		return c.p.ErrorJSON(err)
 	}
 	return err
 }

@@ -53,11 +53,10 @@ func (c *existsRun) run(ctx context.Context, st *store.Store, args []string) err
 			missing = true
 		}
 	}
-	if c.json {
-		if err := c.p.JSON(found); err != nil {
-			return err
+	if err := c.p.Output(c.json, found, func() {
+		if c.quiet {
+			return
 		}
-	} else if !c.quiet {
 		printed := map[string]bool{}
 		for _, arg := range args {
 			if !printed[arg] {
@@ -65,9 +64,8 @@ func (c *existsRun) run(ctx context.Context, st *store.Store, args []string) err
 				c.p.Printf("%s: %v\n", arg, found[arg])
 			}
 		}
+	}); err != nil {
+		return err
 	}
-	if missing {
-		return exitStatus(1)
-	}
-	return nil
+	return failedStatus(missing)
 }

@@ -98,11 +98,7 @@ func (c *imageRun) run(ctx context.Context, st *store.Store, args []string) erro
 		}
 		found = append(found, *img)
 	}
-	if c.json {
-		if err := c.p.JSON(found); err != nil {
-			return err
-		}
-	} else {
+	if err := c.p.Output(c.json, found, func() {
 		for _, img := range found {
 			c.p.Printf("ID: %s\n", img.ID)
 			for _, n := range img.Names {
@@ -127,9 +123,8 @@ func (c *imageRun) run(ctx context.Context, st *store.Store, args []string) erro
 				c.p.Printf("Read Only: true\n")
 			}
 		}
+	}); err != nil {
+		return err
 	}
-	if len(found) != len(args) {
-		return exitStatus(1)
-	}
-	return nil
+	return failedStatus(len(found) != len(args))
 }

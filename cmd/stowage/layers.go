@@ -189,11 +189,7 @@ func (c *layerRun) run(ctx context.Context, st *store.Store, args []string) erro
 		}
 		found = append(found, *l)
 	}
-	if c.json {
-		if err := c.p.JSON(found); err != nil {
-			return err
-		}
-	} else {
+	if err := c.p.Output(c.json, found, func() {
 		for _, l := range found {
 			c.p.Printf("ID: %s\n", l.ID)
 			for _, m := range l.UIDMap {
@@ -212,11 +208,10 @@ func (c *layerRun) run(ctx context.Context, st *store.Store, args []string) erro
 				c.p.Printf("Read Only: true\n")
 			}
 		}
+	}); err != nil {
+		return err
 	}
-	if len(found) != len(args) {
-		return exitStatus(1)
-	}
-	return nil
+	return failedStatus(len(found) != len(args))
 }
 
 // ownersJSON is the per-argument object of the *-parent-owners commands.
@@ -284,10 +279,7 @@ func (c *parentOwnersRun) run(ctx context.Context, st *store.Store, args []strin
 			c.p.Printf("GIDs: %v\n", nonNil(gids))
 		}
 	}
-	if missing {
-		return exitStatus(1)
-	}
-	return nil
+	return failedStatus(missing)
 }
 
 func nonNil(v []int) []int {

@@ -34,11 +34,7 @@ func (c *metadataRun) run(ctx context.Context, st *store.Store, args []string) e
 		}
 		found[arg] = trimOneNewline(md)
 	}
-	if c.json {
-		if err := c.p.JSON(found); err != nil {
-			return err
-		}
-	} else {
+	if err := c.p.Output(c.json, found, func() {
 		for _, arg := range args {
 			if c.quiet {
 				c.p.Printf("%s\n", found[arg])
@@ -46,11 +42,10 @@ func (c *metadataRun) run(ctx context.Context, st *store.Store, args []string) e
 				c.p.Printf("%s: %s\n", arg, found[arg])
 			}
 		}
+	}); err != nil {
+		return err
 	}
-	if missing {
-		return exitStatus(1)
-	}
-	return nil
+	return failedStatus(missing)
 }
 
 var setMetadataCmd = &command{

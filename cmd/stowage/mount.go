@@ -60,22 +60,17 @@ func (c *mountRun) run(ctx context.Context, st *store.Store, args []string) erro
 		}
 		results = append(results, r)
 	}
-	if c.json {
-		if err := c.p.JSON(results); err != nil {
-			return err
-		}
-	} else {
+	if err := c.p.Output(c.json, results, func() {
 		for _, r := range results {
 			if r.Error != "" {
 				c.p.Errorf("%s while mounting %s\n", r.Error, r.ID)
 			}
 			c.p.Printf("%s\n", r.MountPoint)
 		}
+	}); err != nil {
+		return err
 	}
-	if failed {
-		return exitStatus(1)
-	}
-	return nil
+	return failedStatus(failed)
 }
 
 var unmountCmd = &command{
@@ -111,21 +106,16 @@ func (c *unmountRun) run(ctx context.Context, st *store.Store, args []string) er
 		}
 		results = append(results, r)
 	}
-	if c.json {
-		if err := c.p.JSON(results); err != nil {
-			return err
-		}
-	} else {
+	if err := c.p.Output(c.json, results, func() {
 		for _, r := range results {
 			if r.Error != "" {
 				c.p.Errorf("%s while unmounting %s\n", r.Error, r.ID)
 			}
 		}
+	}); err != nil {
+		return err
 	}
-	if failed {
-		return exitStatus(1)
-	}
-	return nil
+	return failedStatus(failed)
 }
 
 var mountedCmd = &command{
@@ -152,19 +142,14 @@ func (c *mountedRun) run(ctx context.Context, st *store.Store, args []string) er
 		}
 		results = append(results, r)
 	}
-	if c.json {
-		if err := c.p.JSON(results); err != nil {
-			return err
-		}
-	} else {
+	if err := c.p.Output(c.json, results, func() {
 		for _, r := range results {
 			if r.Error != "" {
 				c.p.Errorf("%s checking if %s is mounted\n", r.Error, r.ID)
 			}
 		}
+	}); err != nil {
+		return err
 	}
-	if failed {
-		return exitStatus(1)
-	}
-	return nil
+	return failedStatus(failed)
 }

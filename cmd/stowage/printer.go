@@ -33,3 +33,16 @@ func (p *printer) Output(asJSON bool, v any, text func()) error {
 	text()
 	return nil
 }
+
+// ErrorJSON writes err's message ("" for nil) as JSON, for commands whose
+// JSON output is only their outcome; a failure becomes exit status 1.
+func (p *printer) ErrorJSON(err error) error {
+	msg := ""
+	if err != nil {
+		msg = err.Error()
+	}
+	if jerr := p.JSON(msg); jerr != nil {
+		return jerr
+	}
+	return failedStatus(err != nil)
+}

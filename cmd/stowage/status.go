@@ -78,17 +78,7 @@ func (c *shutdownRun) addFlags(fs *flagSet) {
 func (c *shutdownRun) run(ctx context.Context, st *store.Store, _ []string) error {
 	_, err := st.Shutdown(ctx, c.force)
 	if c.json {
-		var v any = ""
-		if err != nil {
-			v = err.Error()
-		}
-		if jerr := c.p.JSON(v); jerr != nil {
-			return jerr
-		}
-		if err != nil {
-			return exitStatus(1)
-		}
-		return nil
+		return c.p.ErrorJSON(err)
 	}
 	if err != nil {
 		return fmt.Errorf("shutdown: %w", err)
