@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"io"
-	"os"
 
 	"github.com/opencontainers/go-digest"
 
@@ -177,27 +176,13 @@ func (c *getDataRun) addFlags(fs *flagSet) {
 	fs.stringVar(&c.file, []string{"-file", "f"}, "Write data to file")
 }
 
-func (c *getDataRun) run(ctx context.Context, st *store.Store, args []string) (err error) {
+func (c *getDataRun) run(ctx context.Context, st *store.Store, args []string) error {
 	rc, err := c.ops.get(ctx, st, args[0], args[1])
 	if err != nil {
 		return err
 	}
 	defer rc.Close()
-	out := c.p.out
-	if c.file != "" {
-		f, err := os.Create(c.file)
-		if err != nil {
-			return err
-		}
-		defer func() {
-			if cerr := f.Close(); err == nil && cerr != nil {
-				err = cerr
-			}
-		}()
-		out = f
-	}
-	_, err = io.Copy(out, rc)
-	return err
+	return writeOutput(c.p, c.file, rc)
 }
 
 type setDataRun struct {

@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
-	"os"
 
 	"github.com/stowage/stowage/archive"
 	"github.com/stowage/stowage/store"
@@ -38,7 +36,7 @@ func (c *diffRun) addFlags(fs *flagSet) {
 	fs.boolVar(&c.xz, []string{"-xz", "x"}, "Compress using xz (not currently supported)")
 }
 
-func (c *diffRun) run(ctx context.Context, st *store.Store, args []string) (err error) {
+func (c *diffRun) run(ctx context.Context, st *store.Store, args []string) error {
 	var opts store.DiffOptions
 	set := func(v archive.Compression) { opts.Compression = &v }
 	switch {
@@ -57,21 +55,7 @@ func (c *diffRun) run(ctx context.Context, st *store.Store, args []string) (err 
 		return err
 	}
 	defer rc.Close()
-	out := c.p.out
-	if c.file != "" {
-		f, err := os.Create(c.file)
-		if err != nil {
-			return err
-		}
-		defer func() {
-			if cerr := f.Close(); err == nil && cerr != nil {
-				err = cerr
-			}
-		}()
-		out = f
-	}
-	_, err = io.Copy(out, rc)
-	return err
+	return writeOutput(c.p, c.file, rc)
 }
 
 var diffSizeCmd = &command{
