@@ -7,6 +7,7 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
+	"github.com/stowage/stowage/layer"
 	"github.com/stowage/stowage/store"
 )
 
@@ -51,23 +52,25 @@ func (c *createLayerRun) run(ctx context.Context, st *store.Store, args []string
 	if len(args) > 0 {
 		opts.Parent = args[0]
 	}
+	l, err := c.create(ctx, st, opts)
+	if err != nil {
+		return err
+	}
+	return c.p.Output(c.json, l, func() { c.printIDAndNames(l.ID, l.Names) })
+}
+
+// create makes an empty layer, or with --file/stdin (import-layer) one
+// holding the given tar.
+func (c *createLayerRun) create(ctx context.Context, st *store.Store, opts store.LayerOptions) (*layer.Layer, error) {
 	if !c.importing {
-		layer, err := st.CreateLayer(ctx, opts)
-		if err != nil {
-			return err
-		}
-		return c.p.Output(c.json, layer, func() { c.printIDAndNames(layer.ID, layer.Names) })
+		return st.CreateLayer(ctx, opts)
 	}
 	in, err := readInput(c.p, c.file)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer in.Close()
-	layer, err := st.PutLayer(ctx, in, opts)
-	if err != nil {
-		return err
-	}
-	return c.p.Output(c.json, layer, func() { c.printIDAndNames(layer.ID, layer.Names) })
+	return st.PutLayer(ctx, in, opts)
 }
 
 // printIDAndNames prints the creation output: the ID, then "\tNAME" lines.
