@@ -128,16 +128,16 @@ func (m *metadataFlags) addFlags(fs *flagSet) {
 	fs.stringVar(&m.file, []string{"-metadata-file", "f"}, "Metadata File")
 }
 
-// value returns the metadata and whether any was given (the file wins).
-func (m *metadataFlags) value() (string, bool, error) {
+// value returns the metadata given (the file wins over -m).
+func (m *metadataFlags) value() (string, error) {
 	if m.file != "" {
 		b, err := os.ReadFile(m.file)
 		if err != nil {
-			return "", false, err
+			return "", err
 		}
-		return string(b), true, nil
+		return string(b), nil
 	}
-	return m.metadata, m.metadata != "", nil
+	return m.metadata, nil
 }
 
 var createImageCmd = &command{
@@ -161,7 +161,7 @@ func (c *createImageRun) addFlags(fs *flagSet) {
 }
 
 func (c *createImageRun) run(ctx context.Context, st *store.Store, args []string) error {
-	md, _, err := c.meta.value()
+	md, err := c.meta.value()
 	if err != nil {
 		return err
 	}
@@ -212,7 +212,7 @@ func (c *createContainerRun) run(ctx context.Context, st *store.Store, args []st
 	if err != nil {
 		return err
 	}
-	md, _, err := c.meta.value()
+	md, err := c.meta.value()
 	if err != nil {
 		return err
 	}

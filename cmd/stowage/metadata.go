@@ -65,7 +65,7 @@ func (c *setMetadataRun) run(ctx context.Context, st *store.Store, args []string
 	if c.meta.metadata == "" && c.meta.file == "" {
 		return errors.New("no new metadata provided")
 	}
-	md, _, err := c.meta.value()
+	md, err := c.meta.value()
 	if err != nil {
 		return err
 	}
