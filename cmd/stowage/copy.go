@@ -104,8 +104,8 @@ func (c *copyRun) run(ctx context.Context, st *store.Store, args []string) error
 		if err != nil {
 			return err
 		}
-		cp := copier{ctx: ctx, src: src, dst: dst, chown: chown}
-		if err := cp.copy(); err != nil {
+		cp := copier{src: src, dst: dst, chown: chown}
+		if err := cp.copy(ctx); err != nil {
 			return fmt.Errorf("error copying %q to %q: %w", src.path, dst.path, err)
 		}
 	}
@@ -115,7 +115,6 @@ func (c *copyRun) run(ctx context.Context, st *store.Store, args []string) error
 // copier copies one source into the destination, mapping ownership from
 // the source layer's host IDs to the destination layer's host IDs.
 type copier struct {
-	ctx      context.Context
 	src, dst copyEnd
 	chown    *idPair
 }
@@ -123,7 +122,8 @@ type copier struct {
 // copy follows `cp -a` conventions of upstream's CopyWithTar: a directory's
 // contents go into the destination directory; a file goes to the
 // destination path, or inside it when it ends in "/" or is a directory.
-func (c *copier) copy() error {
+// ctx is checked between the entries of a directory.
+func (c *copier) copy(ctx context.Context) error {
 	fi, err := os.Lstat(c.src.path)
 	if err != nil {
 		return err
@@ -133,7 +133,7 @@ func (c *copier) copy() error {
 			if err != nil {
 				return err
 			}
-			if err := c.ctx.Err(); err != nil {
+			if err := ctx.Err(); err != nil {
 				return err
 			}
 			rel, err := filepath.Rel(c.src.path, p)
