@@ -44,6 +44,13 @@ type CreateOptions struct {
 	MountLabel     string
 	UIDMap, GIDMap []idmap.IDMap // mapping the layer's files are owned in
 	ReadWrite      bool          // container layer
+	// ParentUIDMap and ParentGIDMap are the mappings the parent's files
+	// are owned in (the parent layer's record). When they differ from
+	// UIDMap/GIDMap, a driver whose new layer starts as the parent's files
+	// (vfs copies them) re-owns those files: host owner to container ID
+	// through the parent's maps, then to host through the new maps. Added
+	// after the first contract.
+	ParentUIDMap, ParentGIDMap []idmap.IDMap
 }
 
 // MountOptions describe one Get.

@@ -84,6 +84,9 @@ func (s *Store) planLayerLocked(opts LayerOptions) (*layerPlan, error) {
 	}
 	p.uidMap, p.gidMap = s.defaultMaps(opts.IDMapping, p.parent)
 	p.create = driver.CreateOptions{MountLabel: opts.MountLabel, UIDMap: p.uidMap, GIDMap: p.gidMap, ReadWrite: !opts.ReadOnly}
+	if p.parent != nil {
+		p.create.ParentUIDMap, p.create.ParentGIDMap = p.parent.UIDMap, p.parent.GIDMap
+	}
 	return p, nil
 }
 
@@ -261,7 +264,11 @@ func (s *Store) CreateStorageLayer(ctx context.Context, id, parent string, opts 
 		return "", err
 	}
 	uid, gid := s.defaultMaps(opts.IDMapping, parentLayer)
-	err = s.drv.Create(ctx, id, parent, driver.CreateOptions{MountLabel: opts.MountLabel, UIDMap: uid, GIDMap: gid, ReadWrite: !opts.ReadOnly})
+	create := driver.CreateOptions{MountLabel: opts.MountLabel, UIDMap: uid, GIDMap: gid, ReadWrite: !opts.ReadOnly}
+	if parentLayer != nil {
+		create.ParentUIDMap, create.ParentGIDMap = parentLayer.UIDMap, parentLayer.GIDMap
+	}
+	err = s.drv.Create(ctx, id, parent, create)
 	if err != nil {
 		return "", err
 	}

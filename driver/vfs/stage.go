@@ -30,8 +30,10 @@ func (d *Driver) unpackOptions(opts driver.ApplyOptions) archive.UnpackOptions {
 // <base>/tempdirs (base: the home the layer will live in, see Create),
 // without store locks: a root with the parent's mode and
 // owner (else 0555 owned by the root of create's maps, else of the
-// driver's), a copy of the parent's tree, then blob unpacked into it with
-// whiteouts applied as deletions.
+// driver's), a copy of the parent's tree re-owned from create's parent
+// maps to its maps when they differ (before the diff, whose entries are
+// extracted in opts' maps), then blob unpacked into it with whiteouts
+// applied as deletions.
 //
 // A parent that does not exist, or vanishes during the copy, is reported
 // wrapping driver.ErrLayerUnknown. On any error, including a cancelled ctx,
@@ -57,7 +59,9 @@ func (d *Driver) StageDiff(ctx context.Context, parent string, blob io.Reader, o
 		}
 	}()
 	dir := tmp.Addition()
-	if err := makeLayerRoot(ctx, dir, parentDir, mode, uid, gid); err != nil {
+	shift := shiftFor(create)
+	shift.ToUID, shift.ToGID = uidMap, gidMap
+	if err := makeLayerRoot(ctx, dir, parentDir, mode, uid, gid, shift); err != nil {
 		return nil, fmt.Errorf("vfs stage on %q: %w", parent, err)
 	}
 	res, err := archive.Unpack(ctx, dir, blob, d.unpackOptions(opts))

@@ -187,10 +187,20 @@ func (d *Driver) rootAttrs(parent string, uidMap, gidMap []idmap.IDMap) (parentD
 	return "", defaultPerms, uid, gid, nil
 }
 
+// shiftFor returns the ownership shift a copy of the parent needs to be
+// owned in the new layer's maps.
+func shiftFor(opts driver.CreateOptions) fsx.ShiftMaps {
+	return fsx.ShiftMaps{
+		FromUID: opts.ParentUIDMap, FromGID: opts.ParentGIDMap,
+		ToUID: opts.UIDMap, ToGID: opts.GIDMap,
+	}
+}
+
 // makeLayerRoot creates dir with exactly mode and owner, then fills it with a
-// copy of parentDir when there is a parent. It fails if dir exists; on any
-// later error it removes what it created.
-func makeLayerRoot(ctx context.Context, dir, parentDir string, mode uint32, uid, gid int) (retErr error) {
+// copy of parentDir when there is a parent and re-owns the copy (root
+// included) through shift. It fails if dir exists; on any later error it
+// removes what it created.
+func makeLayerRoot(ctx context.Context, dir, parentDir string, mode uint32, uid, gid int, shift fsx.ShiftMaps) (retErr error) {
 	if err := unix.Mkdir(dir, 0o700); err != nil {
 		return &os.PathError{Op: "mkdir", Path: dir, Err: err}
 	}
@@ -213,6 +223,9 @@ func makeLayerRoot(ctx context.Context, dir, parentDir string, mode uint32, uid,
 			return fmt.Errorf("parent %s vanished: %w: %w", parentDir, driver.ErrLayerUnknown, err)
 		}
 		return err
+	}
+	if err := fsx.ShiftOwners(ctx, dir, shift); err != nil {
+		return fmt.Errorf("re-owning the copy of %s: %w", parentDir, err)
 	}
 	return nil
 }
@@ -263,8 +276,9 @@ func mkdirAllOwned(path string, mode os.FileMode, uid, gid int) error {
 }
 
 // Create makes layer id: a directory with the parent's root mode and owner
-// (else 0555 owned by the mapped root) holding a copy of the parent's tree,
-// in the split image store for image layers (ReadWrite false) if there is
+// (else 0555 owned by the mapped root) holding a copy of the parent's tree
+// (re-owned from opts.ParentUIDMap/GIDMap to opts.UIDMap/GIDMap when they
+// differ), in the split image store for image layers (ReadWrite false) if there is
 // one, else in the home.
 // It fails if the layer directory already exists. On error, including a
 // cancelled ctx, nothing of the new layer remains. MountLabel is ignored
@@ -281,7 +295,7 @@ func (d *Driver) Create(ctx context.Context, id, parent string, opts driver.Crea
 	if err := d.ensureLayersDir(base); err != nil {
 		return err
 	}
-	if err := makeLayerRoot(ctx, layerDir(base, id), parentDir, mode, uid, gid); err != nil {
+	if err := makeLayerRoot(ctx, layerDir(base, id), parentDir, mode, uid, gid, shiftFor(opts)); err != nil {
 		return fmt.Errorf("vfs create %s: %w", id, err)
 	}
 	return nil
