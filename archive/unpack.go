@@ -218,11 +218,11 @@ func newUnpacker(ctx context.Context, dest string, opts UnpackOptions) (*unpacke
 	return u, nil
 }
 
-func (u *unpacker) addSegment(b []byte) error {
+// addSegment records raw tar bytes (headers, padding) for tar-split.
+func (u *unpacker) addSegment(b []byte) {
 	if u.rec != nil {
 		u.rec.segment(b)
 	}
-	return nil
 }
 
 func (u *unpacker) run(stream io.Reader) error {
@@ -234,14 +234,13 @@ func (u *unpacker) run(stream io.Reader) error {
 		}
 		hdr, err := tr.Next()
 		if err == io.EOF {
-			return u.addSegment(tr.RawBytes())
+			u.addSegment(tr.RawBytes())
+			return nil
 		}
 		if err != nil {
 			return fmt.Errorf("reading tar: %w", err)
 		}
-		if err := u.addSegment(tr.RawBytes()); err != nil {
-			return err
-		}
+		u.addSegment(tr.RawBytes())
 		if !strings.HasPrefix(path.Base(hdr.Name), whiteoutPrefix) {
 			u.uids[uint32(hdr.Uid)] = struct{}{}
 			u.gids[uint32(hdr.Gid)] = struct{}{}
@@ -315,9 +314,7 @@ func (u *unpacker) drain(stream io.Reader) error {
 	for {
 		n, err := stream.Read(u.buf)
 		if n > 0 {
-			if err := u.addSegment(u.buf[:n]); err != nil {
-				return err
-			}
+			u.addSegment(u.buf[:n])
 		}
 		if err == io.EOF {
 			return nil
