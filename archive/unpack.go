@@ -34,7 +34,7 @@ const (
 // existing directory dest, in one streaming pass. On error dest may hold a
 // partial tree: the caller owns removing it. A cancelled ctx is noticed
 // between entries.
-func Unpack(ctx context.Context, dest string, blob io.Reader, opts UnpackOptions) (res UnpackResult, retErr error) {
+func Unpack(ctx context.Context, dest string, blob io.Reader, opts UnpackOptions) (res UnpackResult, err error) {
 	if opts.CompressedDigest != "" && opts.CompressedDigest.Algorithm() != digest.SHA256 {
 		return res, fmt.Errorf("compressed digest %q: only sha256 is supported", opts.CompressedDigest)
 	}
@@ -80,7 +80,7 @@ func Unpack(ctx context.Context, dest string, blob io.Reader, opts UnpackOptions
 		stream = bufio.NewReaderSize(io.TeeReader(dec, uSink), copyBufSize)
 	}
 
-	u, err := newUnpacker(ctx, dest, opts)
+	u, err := newUnpacker(dest, opts)
 	if err != nil {
 		return res, err
 	}
@@ -106,7 +106,7 @@ func Unpack(ctx context.Context, dest string, blob io.Reader, opts UnpackOptions
 		defer u.rec.close()
 	}
 
-	if err := u.run(stream); err != nil {
+	if err := u.run(ctx, stream); err != nil {
 		return res, err
 	}
 	// Drain the end-of-archive blocks and any trailing padding so that the
@@ -169,7 +169,6 @@ type dirTime struct {
 }
 
 type unpacker struct {
-	ctx      context.Context
 	opts     UnpackOptions
 	root     *root
 	buf      []byte
@@ -190,13 +189,12 @@ type unpacker struct {
 	xattrErr error // first tolerated xattr error
 }
 
-func newUnpacker(ctx context.Context, dest string, opts UnpackOptions) (*unpacker, error) {
+func newUnpacker(dest string, opts UnpackOptions) (*unpacker, error) {
 	rt, err := openRoot(dest)
 	if err != nil {
 		return nil, err
 	}
 	u := &unpacker{
-		ctx:      ctx,
 		opts:     opts,
 		root:     rt,
 		buf:      make([]byte, copyBufSize),
@@ -225,11 +223,12 @@ func (u *unpacker) addSegment(b []byte) {
 	}
 }
 
-func (u *unpacker) run(stream io.Reader) error {
+// run extracts every entry of stream, checking ctx between entries.
+func (u *unpacker) run(ctx context.Context, stream io.Reader) error {
 	tr := tar.NewReader(stream)
 	tr.RawAccounting = u.rec != nil
 	for {
-		if err := u.ctx.Err(); err != nil {
+		if err := ctx.Err(); err != nil {
 			return err
 		}
 		hdr, err := tr.Next()
