@@ -223,16 +223,7 @@ func (u *unpacker) fileMeta(fd int, hdr *tar.Header, uid, gid int, chown bool, m
 			return fmt.Errorf("chmod: %w", err)
 		}
 	}
-	for k, v := range hdr.PAXRecords {
-		name, ok := strings.CutPrefix(k, "SCHILY.xattr.")
-		if !ok || name == "security.selinux" {
-			continue
-		}
-		if err := u.xattrErr2(unix.Fsetxattr(fd, name, []byte(v), 0)); err != nil {
-			return fmt.Errorf("setxattr %s: %w", name, err)
-		}
-	}
-	return nil
+	return u.setXattrs(hdr, func(name string, v []byte) error { return unix.Fsetxattr(fd, name, v, 0) })
 }
 
 // meta applies owner, mode and xattrs to a non-regular entry.
@@ -251,21 +242,29 @@ func (u *unpacker) meta(pfd int, base string, hdr *tar.Header, uid, gid int, cho
 			return fmt.Errorf("chmod: %w", err)
 		}
 	}
+	return u.setXattrs(hdr, func(name string, v []byte) error {
+		return unix.Lsetxattr(procPath(pfd, base), name, v, 0)
+	})
+}
+
+// setXattrs applies the entry's SCHILY.xattr.* records (except
+// security.selinux) with set, tolerating what tolerateXattr allows.
+func (u *unpacker) setXattrs(hdr *tar.Header, set func(name string, v []byte) error) error {
 	for k, v := range hdr.PAXRecords {
 		name, ok := strings.CutPrefix(k, "SCHILY.xattr.")
 		if !ok || name == "security.selinux" {
 			continue
 		}
-		if err := u.xattrErr2(unix.Lsetxattr(procPath(pfd, base), name, []byte(v), 0)); err != nil {
+		if err := u.tolerateXattr(set(name, []byte(v))); err != nil {
 			return fmt.Errorf("setxattr %s: %w", name, err)
 		}
 	}
 	return nil
 }
 
-// xattrErr2 tolerates ENOTSUP (and EPERM in a user namespace), remembering
-// the first such error.
-func (u *unpacker) xattrErr2(err error) error {
+// tolerateXattr tolerates ENOTSUP (and EPERM in a user namespace),
+// remembering the first such error.
+func (u *unpacker) tolerateXattr(err error) error {
 	if err == nil {
 		return nil
 	}
