@@ -262,16 +262,10 @@ func (u *unpacker) setXattrs(hdr *tar.Header, set func(name string, v []byte) er
 	return nil
 }
 
-// tolerateXattr tolerates ENOTSUP (and EPERM in a user namespace),
-// remembering the first such error.
+// tolerateXattr drops ENOTSUP (and EPERM in a user namespace): the
+// file system or namespace cannot hold the xattr, as upstream tolerates.
 func (u *unpacker) tolerateXattr(err error) error {
-	if err == nil {
-		return nil
-	}
 	if err == unix.ENOTSUP || err == unix.EOPNOTSUPP || (err == unix.EPERM && u.inUserNS) {
-		if u.xattrErr == nil {
-			u.xattrErr = err
-		}
 		return nil
 	}
 	return err

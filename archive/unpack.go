@@ -186,7 +186,6 @@ type unpacker struct {
 	uids     map[uint32]struct{}
 	gids     map[uint32]struct{}
 	size     int64
-	xattrErr error // first tolerated xattr error
 }
 
 func newUnpacker(dest string, opts UnpackOptions) (*unpacker, error) {
