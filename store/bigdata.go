@@ -83,8 +83,13 @@ func readImageBigData(is *image.Store, img *image.Image, key string) ([]byte, er
 	return data, nil
 }
 
-// unwrapPathErr drops the path from a PathError ("file does not exist").
+// unwrapPathErr drops the path from a PathError; a missing file is
+// fs.ErrNotExist itself, whose text ("file does not exist") is what
+// containers/storage prints and scripts match.
 func unwrapPathErr(err error) error {
+	if errors.Is(err, fs.ErrNotExist) {
+		return fs.ErrNotExist
+	}
 	var pe *fs.PathError
 	if errors.As(err, &pe) {
 		return pe.Err

@@ -8,12 +8,15 @@ import (
 
 // Sentinel errors; the texts are containers/storage's, which scripts match.
 var (
-	ErrLayerUnknown         = errors.New("layer not known")
-	ErrImageUnknown         = errors.New("image not known")
-	ErrContainerUnknown     = errors.New("container not known")
-	ErrNotALayer            = errors.New("identifier is not a layer")
-	ErrNotAnImage           = errors.New("identifier is not an image")
-	ErrNotAContainer        = errors.New("identifier is not a container")
+	ErrLayerUnknown     = errors.New("layer not known")
+	ErrImageUnknown     = errors.New("image not known")
+	ErrContainerUnknown = errors.New("container not known")
+	ErrNotALayer        = errors.New("identifier is not a layer")
+	ErrNotAnImage       = errors.New("identifier is not an image")
+	ErrNotAContainer    = errors.New("identifier is not a container")
+	// ErrNotAnID is what operations on any kind of object (SetMetadata)
+	// return for an identifier that names none.
+	ErrNotAnID              = errors.New("identifier is not a layer, image, or container")
 	ErrDuplicateID          = errors.New("that ID is already in use")
 	ErrDuplicateName        = errors.New("that name is already in use")
 	ErrLayerHasChildren     = errors.New("layer has children")

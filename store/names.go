@@ -132,7 +132,7 @@ func (s *Store) Metadata(ctx context.Context, nameOrID string) (string, error) {
 	if c, ok := s.containers.Lookup(nameOrID); ok {
 		return c.Metadata, nil
 	}
-	return "", ErrNotAnImage
+	return "", ErrNotAnID
 }
 
 // SetMetadata replaces the metadata string of a layer, image or container.
@@ -166,5 +166,5 @@ func (s *Store) SetMetadata(ctx context.Context, nameOrID, metadata string) erro
 		s.containers.Update(c)
 		return s.containers.Save(ctx)
 	}
-	return ErrNotAnImage
+	return ErrNotAnID
 }

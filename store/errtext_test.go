@@ -1,0 +1,49 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"testing"
+)
+
+// The error texts below are the ones containers/storage prints and the
+// upstream bats suites match; the sentinels stay reachable with errors.Is.
+func TestMissingItemAndUnknownIDErrors(t *testing.T) {
+	s, _ := openTest(t)
+	ctx := testCtx(t)
+	l, err := s.CreateLayer(ctx, LayerOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := s.CreateImage(ctx, ImageOptions{TopLayer: l.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := s.CreateContainer(ctx, ContainerOptions{Image: img.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, ierr := s.ImageBigData(ctx, img.ID, "nokey")
+	_, cerr := s.ContainerBigData(ctx, c.ID, "nokey")
+	_, lerr := s.LayerBigData(ctx, l.ID, "nokey")
+	for _, tc := range []struct {
+		err      error
+		kind, id string
+	}{{ierr, "image", img.ID}, {cerr, "container", c.ID}, {lerr, "layer", l.ID}} {
+		want := fmt.Sprintf("locating item named %q for %s with ID %q: file does not exist", "nokey", tc.kind, tc.id)
+		if tc.err == nil || tc.err.Error() != want {
+			t.Errorf("%s data: got %v, want %q", tc.kind, tc.err, want)
+		}
+		if !errors.Is(tc.err, fs.ErrNotExist) {
+			t.Errorf("%s data: %v is not fs.ErrNotExist", tc.kind, tc.err)
+		}
+	}
+	err = s.SetMetadata(ctx, "nosuch", "x")
+	if !errors.Is(err, ErrNotAnID) || err.Error() != "identifier is not a layer, image, or container" {
+		t.Errorf("SetMetadata(unknown): %v", err)
+	}
+	if _, err := s.Metadata(ctx, "nosuch"); !errors.Is(err, ErrNotAnID) {
+		t.Errorf("Metadata(unknown): %v", err)
+	}
+}
