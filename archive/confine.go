@@ -66,10 +66,15 @@ func (r *root) invalidate() {
 	if r.rootPlain {
 		r.plainDirs[""] = struct{}{}
 	}
-	for k, fd := range r.cache {
+	r.retireCache()
+}
+
+// retireCache moves every cached dir fd to stale (closed at the next flush).
+func (r *root) retireCache() {
+	for _, fd := range r.cache {
 		r.stale = append(r.stale, fd)
-		delete(r.cache, k)
 	}
+	clear(r.cache)
 }
 
 func (r *root) flush() {
@@ -103,10 +108,7 @@ func (r *root) resolveDir(rel string) (int, error) {
 		return -1, err
 	}
 	if len(r.cache) >= maxCachedDirs {
-		for k, fd := range r.cache {
-			r.stale = append(r.stale, fd)
-			delete(r.cache, k)
-		}
+		r.retireCache()
 	}
 	r.cache[rel] = fd
 	return fd, nil
@@ -158,11 +160,12 @@ func (r *root) mkdirAll(dir string) (int, error) {
 	return prev, nil
 }
 
-// procPath names the entry name in the directory fd dirfd through /proc,
-// for the few calls (lsetxattr) that have no *at form.
-func procPath(dirfd int, name string) string {
-	return "/proc/self/fd/" + strconv.Itoa(dirfd) + "/" + name
-}
+// fdPath names the open fd through /proc, for the few calls (setxattr,
+// lsetxattr) that have no fd or *at form usable on an O_PATH fd.
+func fdPath(fd int) string { return "/proc/self/fd/" + strconv.Itoa(fd) }
+
+// procPath names the entry name in the directory fd dirfd through /proc.
+func procPath(dirfd int, name string) string { return fdPath(dirfd) + "/" + name }
 
 // removeAllAt removes name in dirfd and everything below it, never
 // following symlinks.
@@ -210,8 +213,6 @@ func readDirNames(dirfd int) ([]string, error) {
 	defer f.Close()
 	return f.Readdirnames(-1)
 }
-
-func itoa(i int) string { return strconv.Itoa(i) }
 
 // validComponent reports whether name is one ordinary path component.
 func validComponent(name string) bool {

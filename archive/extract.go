@@ -156,14 +156,19 @@ func (u *unpacker) entry(hdr *tar.Header, r io.Reader) error {
 	if hdr.Typeflag == tar.TypeLink && linkIsSymlink {
 		return nil
 	}
-	ts := []unix.Timespec{unix.NsecToTimespec(atime.UnixNano()), unix.NsecToTimespec(mtime.UnixNano())}
-	if err := unix.UtimesNanoAt(pfd, base, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+	if err := setTimesAt(pfd, base, atime, mtime); err != nil {
 		return u.pathErr(hdr, rel, fmt.Errorf("setting times: %w", err))
 	}
 	return nil
 }
 
 var errSkip = errors.New("skip entry")
+
+// setTimesAt sets name's atime and mtime in dirfd, not following a symlink.
+func setTimesAt(dirfd int, name string, atime, mtime time.Time) error {
+	ts := []unix.Timespec{unix.NsecToTimespec(atime.UnixNano()), unix.NsecToTimespec(mtime.UnixNano())}
+	return unix.UtimesNanoAt(dirfd, name, ts, unix.AT_SYMLINK_NOFOLLOW)
+}
 
 func entryTimes(hdr *tar.Header) (atime, mtime time.Time) {
 	mtime = hdr.ModTime
@@ -273,10 +278,7 @@ func (u *unpacker) tolerateXattr(err error) error {
 
 // whiteout applies an AUFS whiteout entry.
 func (u *unpacker) whiteout(hdr *tar.Header, rel, base string) error {
-	dir := path.Dir(rel)
-	if dir == "." {
-		dir = ""
-	}
+	dir := parentRel(rel)
 	if u.opts.Whiteouts == WhiteoutOverlay {
 		return u.overlayWhiteout(hdr, rel, base, dir)
 	}
@@ -368,7 +370,7 @@ func (u *unpacker) overlayWhiteout(hdr *tar.Header, rel, base, dir string) error
 		if xattr == "" {
 			xattr = "trusted.overlay.opaque"
 		}
-		if err := unix.Setxattr("/proc/self/fd/"+itoa(dfd), xattr, []byte("y"), 0); err != nil {
+		if err := unix.Setxattr(fdPath(dfd), xattr, []byte("y"), 0); err != nil {
 			return u.pathErr(hdr, rel, fmt.Errorf("setxattr %s: %w", xattr, err))
 		}
 		return nil

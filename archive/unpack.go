@@ -358,8 +358,7 @@ func (u *unpacker) finish() error {
 		if err != nil {
 			continue // removed by a later whiteout
 		}
-		ts := []unix.Timespec{unix.NsecToTimespec(dt.atime.UnixNano()), unix.NsecToTimespec(dt.mtime.UnixNano())}
-		if err := unix.UtimesNanoAt(pfd, path.Base(dt.rel), ts, unix.AT_SYMLINK_NOFOLLOW); err != nil && err != unix.ENOENT {
+		if err := setTimesAt(pfd, path.Base(dt.rel), dt.atime, dt.mtime); err != nil && err != unix.ENOENT {
 			return fmt.Errorf("setting times of %s: %w", dt.rel, err)
 		}
 	}
