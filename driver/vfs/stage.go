@@ -68,11 +68,18 @@ func (d *Driver) StageDiff(ctx context.Context, parent string, blob io.Reader, o
 	if err != nil {
 		return nil, fmt.Errorf("vfs stage: %w", err)
 	}
+	// Flush the staged tree here, outside the store locks, so the commit
+	// under layers.lock is only a rename. One syncfs of the file system
+	// costs a fraction of an fdatasync per file (measured 16k files:
+	// ~11 s of fdatasync vs well under a second of syncfs).
+	if err := fsx.Syncfs(dir); err != nil {
+		return nil, fmt.Errorf("vfs stage: flushing %s: %w", dir, err)
+	}
 	return &driver.Staged{Result: res, Dir: dir, Cleanup: tmp.Cleanup}, nil
 }
 
-// CommitStaged makes the staged tree s the layer id: it fsyncs the tree,
-// renames it to <base>/dir/<id> (failing if that exists), fsyncs
+// CommitStaged makes the staged tree s (already flushed by StageDiff) the
+// layer id: it renames it to <base>/dir/<id> (failing if that exists), fsyncs
 // <base>/dir and removes the staging temp dir. opts must be the
 // CreateOptions given to StageDiff (ReadWrite picks the base, which must
 // hold the staging dir: rename does not cross file systems). parent is
@@ -88,9 +95,6 @@ func (d *Driver) CommitStaged(ctx context.Context, id, parent string, s *driver.
 	}
 	base := d.baseFor(opts.ReadWrite)
 	if err := d.ensureLayersDir(base); err != nil {
-		return fmt.Errorf("vfs commit %s: %w", id, err)
-	}
-	if err := fsx.SyncTree(ctx, s.Dir); err != nil {
 		return fmt.Errorf("vfs commit %s: %w", id, err)
 	}
 	target := layerDir(base, id)
