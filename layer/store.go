@@ -212,11 +212,17 @@ func (s *Store) RemoveFiles(id string) error {
 	return fsx.RemoveAll(s.BigDataDir(id))
 }
 
-// Save writes the records, then rewrites mountpoints.json as upstream does.
+// Save writes the records, then rewrites mountpoints.json (with a new
+// token in mountpoints.lock, dropping entries of layers that are gone) as
+// both upstream versions do; other processes watch that token.
 //
-// Locking: layers.lock held for writing.
+// Locking: layers.lock held for writing; takes mountpoints.lock after the
+// records are written.
 func (s *Store) Save(ctx context.Context) error {
-	return s.t.Save(ctx)
+	if err := s.t.Save(ctx); err != nil {
+		return err
+	}
+	return s.SaveMounts(ctx)
 }
 
 // All returns the live records. Locking: layers.lock held.

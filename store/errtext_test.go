@@ -1,9 +1,13 @@
 package store
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -45,5 +49,36 @@ func TestMissingItemAndUnknownIDErrors(t *testing.T) {
 	}
 	if _, err := s.Metadata(ctx, "nosuch"); !errors.Is(err, ErrNotAnID) {
 		t.Errorf("Metadata(unknown): %v", err)
+	}
+}
+
+// Every layer-store save rewrites mountpoints.json with a new token in
+// mountpoints.lock (store-format §2.6).
+func TestLayerSaveRewritesMountpoints(t *testing.T) {
+	s, opts := openTest(t)
+	ctx := testCtx(t)
+	lockPath := filepath.Join(opts.RunRoot, "vfs-layers", "mountpoints.lock")
+	jsonPath := filepath.Join(opts.RunRoot, "vfs-layers", "mountpoints.json")
+	before, _ := os.ReadFile(lockPath)
+	l, err := s.CreateLayer(ctx, LayerOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, err := os.ReadFile(lockPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(after) == 0 || bytes.Equal(before, after) {
+		t.Errorf("mountpoints.lock token not rewritten: before %q after %q", before, after)
+	}
+	if data, err := os.ReadFile(jsonPath); err != nil || strings.TrimSpace(string(data)) != "[]" {
+		t.Errorf("mountpoints.json: %q %v, want []", data, err)
+	}
+	if err := s.SetMetadata(ctx, l.ID, "m"); err != nil {
+		t.Fatal(err)
+	}
+	again, _ := os.ReadFile(lockPath)
+	if bytes.Equal(again, after) {
+		t.Error("a metadata save did not rewrite mountpoints.lock's token")
 	}
 }
