@@ -51,50 +51,10 @@ func (u *unpacker) entry(hdr *tar.Header, r io.Reader) error {
 		return u.pathErr(hdr, rel, err)
 	}
 	mode := uint32(hdr.Mode) & 0o7777
-	perm := mode & 0o777
 	isDir := hdr.Typeflag == tar.TypeDir
 	merged := false
-	linkIsSymlink := false
 
-	create := func() (int, error) {
-		switch hdr.Typeflag {
-		case tar.TypeDir:
-			return -1, unix.Mkdirat(pfd, base, perm)
-		case tar.TypeReg, tar.TypeRegA, tar.TypeCont:
-			return unix.Openat(pfd, base, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, perm)
-		case tar.TypeSymlink:
-			return -1, unix.Symlinkat(hdr.Linkname, pfd, base)
-		case tar.TypeLink:
-			target := cleanRel(hdr.Linkname)
-			if target == "" {
-				return -1, fmt.Errorf("hard link to the layer root: %w", ErrUnsafePath)
-			}
-			tpfd, err := u.root.parent(target, false)
-			if err != nil {
-				return -1, err
-			}
-			var st unix.Stat_t
-			if err := unix.Fstatat(tpfd, path.Base(target), &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-				return -1, err
-			}
-			linkIsSymlink = st.Mode&unix.S_IFMT == unix.S_IFLNK
-			return -1, unix.Linkat(tpfd, path.Base(target), pfd, base, 0)
-		case tar.TypeChar, tar.TypeBlock:
-			if u.inUserNS {
-				return -1, errSkip
-			}
-			t := uint32(unix.S_IFCHR)
-			if hdr.Typeflag == tar.TypeBlock {
-				t = unix.S_IFBLK
-			}
-			return -1, unix.Mknodat(pfd, base, t|perm, int(unix.Mkdev(uint32(hdr.Devmajor), uint32(hdr.Devminor))))
-		case tar.TypeFifo:
-			return -1, unix.Mknodat(pfd, base, unix.S_IFIFO|perm, 0)
-		}
-		return -1, fmt.Errorf("type %q: %w", hdr.Typeflag, ErrUnsupportedType)
-	}
-
-	fd, err := create()
+	fd, linkIsSymlink, err := u.create(hdr, pfd, base)
 	if err == unix.EEXIST {
 		var st unix.Stat_t
 		if serr := unix.Fstatat(pfd, base, &st, unix.AT_SYMLINK_NOFOLLOW); serr != nil {
@@ -108,7 +68,7 @@ func (u *unpacker) entry(hdr *tar.Header, r io.Reader) error {
 				return u.pathErr(hdr, rel, rerr)
 			}
 			u.root.invalidate()
-			fd, err = create()
+			fd, linkIsSymlink, err = u.create(hdr, pfd, base)
 		}
 	}
 	if err == errSkip {
@@ -160,6 +120,51 @@ func (u *unpacker) entry(hdr *tar.Header, r io.Reader) error {
 		return u.pathErr(hdr, rel, fmt.Errorf("setting times: %w", err))
 	}
 	return nil
+}
+
+// create makes the entry's object as base in pfd, failing with EEXIST when
+// something is there. fd is an open descriptor for a regular file (the
+// caller writes the payload), else -1; linkIsSymlink reports a hard link to
+// a symlink. errSkip means the entry is skipped (device nodes in a user
+// namespace).
+func (u *unpacker) create(hdr *tar.Header, pfd int, base string) (fd int, linkIsSymlink bool, err error) {
+	perm := uint32(hdr.Mode) & 0o777
+	switch hdr.Typeflag {
+	case tar.TypeDir:
+		return -1, false, unix.Mkdirat(pfd, base, perm)
+	case tar.TypeReg, tar.TypeRegA, tar.TypeCont:
+		fd, err := unix.Openat(pfd, base, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, perm)
+		return fd, false, err
+	case tar.TypeSymlink:
+		return -1, false, unix.Symlinkat(hdr.Linkname, pfd, base)
+	case tar.TypeLink:
+		target := cleanRel(hdr.Linkname)
+		if target == "" {
+			return -1, false, fmt.Errorf("hard link to the layer root: %w", ErrUnsafePath)
+		}
+		tpfd, err := u.root.parent(target, false)
+		if err != nil {
+			return -1, false, err
+		}
+		var st unix.Stat_t
+		if err := unix.Fstatat(tpfd, path.Base(target), &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			return -1, false, err
+		}
+		linkIsSymlink = st.Mode&unix.S_IFMT == unix.S_IFLNK
+		return -1, linkIsSymlink, unix.Linkat(tpfd, path.Base(target), pfd, base, 0)
+	case tar.TypeChar, tar.TypeBlock:
+		if u.inUserNS {
+			return -1, false, errSkip
+		}
+		t := uint32(unix.S_IFCHR)
+		if hdr.Typeflag == tar.TypeBlock {
+			t = unix.S_IFBLK
+		}
+		return -1, false, unix.Mknodat(pfd, base, t|perm, int(unix.Mkdev(uint32(hdr.Devmajor), uint32(hdr.Devminor))))
+	case tar.TypeFifo:
+		return -1, false, unix.Mknodat(pfd, base, unix.S_IFIFO|perm, 0)
+	}
+	return -1, false, fmt.Errorf("type %q: %w", hdr.Typeflag, ErrUnsupportedType)
 }
 
 var errSkip = errors.New("skip entry")
