@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"hash"
 	"hash/crc64"
 	"io"
 
@@ -31,9 +32,7 @@ func Reassemble(ctx context.Context, w io.Writer, tarSplitGz io.Reader, open Ope
 // ReassembleJSON is Reassemble on the uncompressed JSON stream.
 func ReassembleJSON(ctx context.Context, w io.Writer, jsonStream io.Reader, open Opener) error {
 	up := storage.NewJSONUnpacker(jsonStream)
-	buf := make([]byte, 1<<20)
-	crc := crc64.New(storage.CRCTable)
-	sum := make([]byte, 0, 8)
+	fc := fileCopier{w: w, open: open, buf: make([]byte, 1<<20), crc: crc64.New(storage.CRCTable), sum: make([]byte, 0, 8)}
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -57,8 +56,7 @@ func ReassembleJSON(ctx context.Context, w io.Writer, jsonStream io.Reader, open
 			if e.Size < 0 {
 				return fmt.Errorf("reading tar-split: entry %q has size %d: %w", e.GetName(), e.Size, ErrCorrupt)
 			}
-			name := e.GetName()
-			if err := copyFile(w, open, name, e, crc, buf, &sum); err != nil {
+			if err := fc.copy(e); err != nil {
 				return err
 			}
 		default:
@@ -67,19 +65,27 @@ func ReassembleJSON(ctx context.Context, w io.Writer, jsonStream io.Reader, open
 	}
 }
 
-func copyFile(w io.Writer, open Opener, name string, e *storage.Entry, crc interface {
-	io.Writer
-	Reset()
-	Sum([]byte) []byte
-}, buf []byte, sum *[]byte) error {
-	f, err := open(name)
+// fileCopier writes layer files into the reassembled tar, reusing its
+// buffers across entries.
+type fileCopier struct {
+	w    io.Writer
+	open Opener
+	buf  []byte
+	crc  hash.Hash64
+	sum  []byte
+}
+
+// copy writes the file entry e names, checking its size and CRC-64.
+func (c *fileCopier) copy(e *storage.Entry) error {
+	name := e.GetName()
+	f, err := c.open(name)
 	if err != nil {
 		return fmt.Errorf("opening layer file %q: %w", name, err)
 	}
 	defer f.Close()
-	crc.Reset()
+	c.crc.Reset()
 	// Copy exactly Size bytes; a shorter or longer file is an integrity failure.
-	n, err := io.CopyBuffer(io.MultiWriter(w, crc), io.LimitReader(f, e.Size), buf)
+	n, err := io.CopyBuffer(io.MultiWriter(c.w, c.crc), io.LimitReader(f, e.Size), c.buf)
 	if err != nil {
 		return fmt.Errorf("copying layer file %q: %w", name, err)
 	}
@@ -88,8 +94,8 @@ func copyFile(w io.Writer, open Opener, name string, e *storage.Entry, crc inter
 	if n != e.Size || m != 0 {
 		return fmt.Errorf("%w for %s (size differs from %d)", ErrFileIntegrity, name, e.Size)
 	}
-	*sum = crc.Sum((*sum)[:0])
-	if !bytes.Equal(*sum, e.Payload) {
+	c.sum = c.crc.Sum(c.sum[:0])
+	if !bytes.Equal(c.sum, e.Payload) {
 		return fmt.Errorf("%w for %s", ErrFileIntegrity, name)
 	}
 	return nil
