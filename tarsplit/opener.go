@@ -29,19 +29,20 @@ func DirOpener(dir string) Opener {
 			Flags:   unix.O_RDONLY | unix.O_CLOEXEC | unix.O_NOFOLLOW | unix.O_NONBLOCK,
 			Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS,
 		}
+		full := path.Join(dir, rel)
 		fd, err := unix.Openat2(dfd, rel, &how)
 		if err != nil {
-			return nil, &os.PathError{Op: "open", Path: path.Join(dir, rel), Err: err}
+			return nil, &os.PathError{Op: "open", Path: full, Err: err}
 		}
 		var st unix.Stat_t
 		if err := unix.Fstat(fd, &st); err != nil {
 			unix.Close(fd)
-			return nil, &os.PathError{Op: "stat", Path: path.Join(dir, rel), Err: err}
+			return nil, &os.PathError{Op: "stat", Path: full, Err: err}
 		}
 		if st.Mode&unix.S_IFMT != unix.S_IFREG {
 			unix.Close(fd)
-			return nil, fmt.Errorf("%s: not a regular file (mode %o)", path.Join(dir, rel), st.Mode)
+			return nil, fmt.Errorf("%s: not a regular file (mode %o)", full, st.Mode)
 		}
-		return os.NewFile(uintptr(fd), path.Join(dir, rel)), nil
+		return os.NewFile(uintptr(fd), full), nil
 	}
 }
