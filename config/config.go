@@ -94,12 +94,10 @@ func Default() (*Config, error) {
 func Load(path string) (*Config, error) {
 	c := &Config{GraphRoot: DefaultGraphRoot, RunRoot: DefaultRunRoot}
 	if path == "" {
-		c.finish(nil)
 		return c, nil
 	}
 	data, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		c.finish(nil)
 		return c, nil
 	}
 	if err != nil {
@@ -117,23 +115,25 @@ func Load(path string) (*Config, error) {
 	if s.RunRoot != "" {
 		c.RunRoot = s.RunRoot
 	}
-	c.Driver = s.Driver
+	c.Driver = canonicalDriver(s.Driver)
 	c.DriverPriority = s.DriverPriority
 	c.ImageStore = s.ImageStore
 	c.TransientStore = s.TransientStore
 	c.PullOptions = s.Options.PullOptions
-	c.finish(&t)
+	c.deriveDriverOptions(&t)
 	return c, nil
 }
 
-// finish normalises the driver name and derives DriverOptions from t.
-func (c *Config) finish(t *tomlFile) {
-	if c.Driver == "overlay2" {
-		c.Driver = "overlay"
+// canonicalDriver maps the "overlay2" alias to "overlay".
+func canonicalDriver(name string) string {
+	if name == "overlay2" {
+		return "overlay"
 	}
-	if t == nil {
-		return
-	}
+	return name
+}
+
+// deriveDriverOptions derives DriverOptions from t for the selected driver.
+func (c *Config) deriveDriverOptions(t *tomlFile) {
 	o := t.Storage.Options
 	drv := c.Driver
 	for _, s := range o.AdditionalImageStores {
@@ -174,10 +174,7 @@ func (c *Config) finish(t *tomlFile) {
 // replaces the driver options).
 func (c *Config) ApplyEnv() {
 	if d := os.Getenv("STORAGE_DRIVER"); d != "" {
-		c.Driver = d
-		if c.Driver == "overlay2" {
-			c.Driver = "overlay"
-		}
+		c.Driver = canonicalDriver(d)
 	}
 	if o := os.Getenv("STORAGE_OPTS"); o != "" {
 		c.DriverOptions = nil
