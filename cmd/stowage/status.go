@@ -21,23 +21,25 @@ type statusRun struct{ cmdBase }
 
 func (c *statusRun) addFlags(fs *flagSet) { c.jsonFlag(fs) }
 
-// run prints the status pairs; the plain form goes to stderr (upstream's
-// quirk, which scripts read with 2>&1).
 func (c *statusRun) run(ctx context.Context, st *store.Store, _ []string) error {
 	pairs, err := st.Status(ctx)
 	if err != nil {
 		return fmt.Errorf("status: %w", err)
 	}
-	if c.json {
-		if pairs == nil {
-			pairs = [][2]string{}
+	if pairs == nil {
+		pairs = [][2]string{}
+	}
+	return c.printPairs(pairs)
+}
+
+// printPairs prints key/value pairs as JSON, or as "KEY: VALUE" lines on
+// stderr (upstream's quirk, which scripts read with 2>&1).
+func (b *cmdBase) printPairs(pairs [][2]string) error {
+	return b.p.Output(b.json, pairs, func() {
+		for _, p := range pairs {
+			b.p.Errorf("%s: %s\n", p[0], p[1])
 		}
-		return c.p.JSON(pairs)
-	}
-	for _, p := range pairs {
-		c.p.Errorf("%s: %s\n", p[0], p[1])
-	}
-	return nil
+	})
 }
 
 var versionCmd = &command{
@@ -50,14 +52,7 @@ type versionRun struct{ cmdBase }
 func (c *versionRun) addFlags(fs *flagSet) { c.jsonFlag(fs) }
 
 func (c *versionRun) run(context.Context, *store.Store, []string) error {
-	pairs := [][2]string{{"Version", version}}
-	if c.json {
-		return c.p.JSON(pairs)
-	}
-	for _, p := range pairs {
-		c.p.Errorf("%s: %s\n", p[0], p[1])
-	}
-	return nil
+	return c.printPairs([][2]string{{"Version", version}})
 }
 
 var shutdownCmd = &command{
