@@ -164,7 +164,7 @@ func (s *Store) ContainerSize(ctx context.Context, nameOrID string) (int64, erro
 	if !ok {
 		return -1, fmt.Errorf("locating layer with ID %q: %w", c.LayerID, ErrLayerUnknown)
 	}
-	size, err := s.drv.DiffSize(ctx, l.ID, l.Parent)
+	size, err := s.graphDriver().DiffSize(ctx, l.ID, l.Parent)
 	if err != nil {
 		return -1, err
 	}

@@ -27,7 +27,7 @@ func (s *Store) deleteLayerFilesLocked(ctx context.Context, id string) error {
 		return err
 	}
 	if m, ok := mounts[id]; ok && m.Count > 0 {
-		if err := s.drv.Put(ctx, id); err != nil && !errors.Is(err, os.ErrNotExist) {
+		if err := s.graphDriver().Put(ctx, id); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("unmounting layer %s: %w", id, err)
 		}
 		if _, err := s.layers.UpdateMount(ctx, id, func(m *layer.MountPoint) error { m.Count, m.Path = 0, ""; return nil }); err != nil {
@@ -42,7 +42,7 @@ func (s *Store) deleteLayerFilesLocked(ctx context.Context, id string) error {
 	if err := s.layers.Save(ctx); err != nil {
 		return err
 	}
-	if err := s.drv.Remove(ctx, id); err != nil {
+	if err := s.graphDriver().Remove(ctx, id); err != nil {
 		return fmt.Errorf("removing layer %s: %w", id, err)
 	}
 	if err := s.layers.RemoveFiles(id); err != nil {

@@ -99,14 +99,14 @@ func (s *Store) writeUncompressedDiff(ctx context.Context, w io.Writer, l *layer
 		if err == nil {
 			defer f.Close()
 			return tarsplit.Reassemble(ctx, w, f, func(name string) (io.ReadCloser, error) {
-				return s.drv.OpenFile(l.ID, name)
+				return s.graphDriver().OpenFile(l.ID, name)
 			})
 		}
 		if !errors.Is(err, os.ErrNotExist) {
 			return err
 		}
 	}
-	return s.drv.Diff(ctx, w, l.ID, fromID, archive.ExportOptions{UIDMap: l.UIDMap, GIDMap: l.GIDMap})
+	return s.graphDriver().Diff(ctx, w, l.ID, fromID, archive.ExportOptions{UIDMap: l.UIDMap, GIDMap: l.GIDMap})
 }
 
 // DiffSize returns the size of the changes of to against from (default: its parent).
@@ -120,7 +120,7 @@ func (s *Store) DiffSize(ctx context.Context, from, to string) (int64, error) {
 	if err != nil {
 		return -1, err
 	}
-	return s.drv.DiffSize(ctx, l.ID, fromID)
+	return s.graphDriver().DiffSize(ctx, l.ID, fromID)
 }
 
 // Changes lists the changes of to against from (default: its parent).
@@ -134,7 +134,7 @@ func (s *Store) Changes(ctx context.Context, from, to string) ([]archive.Change,
 	if err != nil {
 		return nil, err
 	}
-	return s.drv.Changes(ctx, l.ID, fromID)
+	return s.graphDriver().Changes(ctx, l.ID, fromID)
 }
 
 // ApplyDiff extracts diff into an existing layer of the primary store in
@@ -164,7 +164,7 @@ func (s *Store) ApplyDiff(ctx context.Context, nameOrID string, diff io.Reader) 
 	if err != nil {
 		return -1, err
 	}
-	res, err := s.drv.ApplyDiff(ctx, l.ID, l.Parent, diff, driver.ApplyOptions{
+	res, err := s.graphDriver().ApplyDiff(ctx, l.ID, l.Parent, diff, driver.ApplyOptions{
 		UIDMap: l.UIDMap, GIDMap: l.GIDMap,
 		Unpack: archive.UnpackOptions{TarSplit: f},
 	})

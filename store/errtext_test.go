@@ -82,3 +82,47 @@ func TestLayerSaveRewritesMountpoints(t *testing.T) {
 		t.Error("a metadata save did not rewrite mountpoints.lock's token")
 	}
 }
+
+// A Shutdown by another store object (process) moves storage.lock's token;
+// the next layer operation here re-creates the driver object (spec §2.5),
+// and operations without a shutdown in between keep it.
+func TestDriverRecreatedAfterForeignShutdown(t *testing.T) {
+	s, opts := openTest(t)
+	ctx := testCtx(t)
+	first := s.graphDriver()
+	if _, err := s.CreateLayer(ctx, LayerOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if s.graphDriver() != first {
+		t.Fatal("driver re-created without a shutdown")
+	}
+	other, err := Open(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.Shutdown(ctx, false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CreateLayer(ctx, LayerOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	second := s.graphDriver()
+	if second == first {
+		t.Fatal("driver not re-created after another store's Shutdown")
+	}
+	if _, err := s.Mount(ctx, mustLayerID(t, s), MountOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if s.graphDriver() != second {
+		t.Error("driver re-created again without a new shutdown")
+	}
+}
+
+func mustLayerID(t *testing.T, s *Store) string {
+	t.Helper()
+	ls, err := s.Layers(testCtx(t))
+	if err != nil || len(ls) == 0 {
+		t.Fatalf("layers: %v %v", ls, err)
+	}
+	return ls[0].ID
+}

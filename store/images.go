@@ -241,7 +241,7 @@ func (s *Store) ImageSize(ctx context.Context, nameOrID string) (int64, error) {
 		}
 		n := l.UncompressedSize
 		if l.UncompressedDigest == "" {
-			if n, err = s.drv.DiffSize(ctx, l.ID, l.Parent); err != nil {
+			if n, err = s.graphDriver().DiffSize(ctx, l.ID, l.Parent); err != nil {
 				return -1, err
 			}
 		}

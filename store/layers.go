@@ -186,7 +186,7 @@ func (s *Store) completeLocked(ctx context.Context, rec *layer.Layer) error {
 func (s *Store) abortLayerLocked(ctx context.Context, id string, cause error) error {
 	ctx = context.WithoutCancel(ctx)
 	errs := []error{cause}
-	if err := s.drv.Remove(ctx, id); err != nil {
+	if err := s.graphDriver().Remove(ctx, id); err != nil {
 		errs = append(errs, err)
 	}
 	if err := s.layers.RemoveFiles(id); err != nil {
@@ -232,7 +232,7 @@ func (s *Store) createLayerLocked(ctx context.Context, opts LayerOptions, volati
 	if err := s.addIncompleteLocked(ctx, rec, layerLocation(opts, volatile)); err != nil {
 		return nil, err
 	}
-	if err := s.drv.Create(ctx, rec.ID, rec.Parent, p.create); err != nil {
+	if err := s.graphDriver().Create(ctx, rec.ID, rec.Parent, p.create); err != nil {
 		return nil, s.abortLayerLocked(ctx, rec.ID, fmt.Errorf("creating layer %s: %w", rec.ID, err))
 	}
 	if err := s.completeLocked(ctx, rec); err != nil {
@@ -257,7 +257,7 @@ func (s *Store) CreateStorageLayer(ctx context.Context, id, parent string, opts 
 		parentLayer, parent = pl, pl.ID
 	}
 	if id == "" {
-		if id, err = newID(func(x string) bool { return s.layerIDTakenLocked(x) || s.drv.Exists(x) }); err != nil {
+		if id, err = newID(func(x string) bool { return s.layerIDTakenLocked(x) || s.graphDriver().Exists(x) }); err != nil {
 			return "", err
 		}
 	} else if err := table.ValidID(id); err != nil {
@@ -268,7 +268,7 @@ func (s *Store) CreateStorageLayer(ctx context.Context, id, parent string, opts 
 	if parentLayer != nil {
 		create.ParentUIDMap, create.ParentGIDMap = parentLayer.UIDMap, parentLayer.GIDMap
 	}
-	err = s.drv.Create(ctx, id, parent, create)
+	err = s.graphDriver().Create(ctx, id, parent, create)
 	if err != nil {
 		return "", err
 	}
@@ -338,7 +338,7 @@ func (s *Store) stageDiff(ctx context.Context, p *layerPlan, blob io.Reader, tsP
 	if p.parent != nil {
 		parent = p.parent.ID
 	}
-	staged, err := s.drv.StageDiff(ctx, parent, blob, driver.ApplyOptions{
+	staged, err := s.graphDriver().StageDiff(ctx, parent, blob, driver.ApplyOptions{
 		UIDMap: p.uidMap, GIDMap: p.gidMap,
 		Unpack: archive.UnpackOptions{
 			TarSplit:           f,
@@ -383,7 +383,7 @@ func (s *Store) commitStagedLocked(ctx context.Context, p *layerPlan, opts Layer
 	if err := s.addIncompleteLocked(ctx, rec, layerLocation(opts, false)); err != nil {
 		return nil, err
 	}
-	if err := s.drv.CommitStaged(ctx, rec.ID, rec.Parent, staged, p.create); err != nil {
+	if err := s.graphDriver().CommitStaged(ctx, rec.ID, rec.Parent, staged, p.create); err != nil {
 		return nil, s.abortLayerLocked(ctx, rec.ID, fmt.Errorf("committing layer %s: %w", rec.ID, err))
 	}
 	if err := os.Rename(tsPath, s.layers.TarSplitPath(rec.ID)); err != nil {
@@ -502,5 +502,5 @@ func (s *Store) StorageLayers(ctx context.Context) ([]string, error) {
 		return nil, err
 	}
 	defer unlock()
-	return s.drv.ListLayers()
+	return s.graphDriver().ListLayers()
 }

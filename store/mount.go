@@ -40,12 +40,12 @@ func (s *Store) mountTargetLocked(nameOrID string) (*layer.Layer, []idmap.IDMap,
 // Mount mounts a layer or a container's layer and returns its path,
 // counting mounts in mountpoints.json (vfs: the count keeps increasing).
 func (s *Store) Mount(ctx context.Context, nameOrID string, opts MountOptions) (string, error) {
-	gunlock, err := s.graphLock.LockWrite(ctx)
+	gunlock, err := s.lockGraphWrite(ctx)
 	if err != nil {
 		return "", err
 	}
 	defer gunlock()
-	unlock, err := s.lockStores(ctx, lockSpec{layers: modeWrite, containers: modeRead})
+	unlock, err := s.lockStores(ctx, lockSpec{graphHeld: true, layers: modeWrite, containers: modeRead})
 	if err != nil {
 		return "", err
 	}
@@ -63,7 +63,7 @@ func (s *Store) Mount(ctx context.Context, nameOrID string, opts MountOptions) (
 			m.Count++
 			return nil
 		}
-		p, err := s.drv.Get(ctx, l.ID, driver.MountOptions{MountLabel: label, Options: opts.Options, UIDMap: uid, GIDMap: gid})
+		p, err := s.graphDriver().Get(ctx, l.ID, driver.MountOptions{MountLabel: label, Options: opts.Options, UIDMap: uid, GIDMap: gid})
 		if err != nil {
 			return err
 		}
@@ -91,12 +91,12 @@ func (s *Store) MountImage(ctx context.Context, nameOrID string, opts MountOptio
 	if !slices.Contains(opts.Options, "ro") {
 		opts.Options = append(slices.Clone(opts.Options), "ro")
 	}
-	gunlock, err := s.graphLock.LockWrite(ctx)
+	gunlock, err := s.lockGraphWrite(ctx)
 	if err != nil {
 		return "", err
 	}
 	defer gunlock()
-	unlock, err := s.lockStores(ctx, lockSpec{layers: modeWrite})
+	unlock, err := s.lockStores(ctx, lockSpec{graphHeld: true, layers: modeWrite})
 	if err != nil {
 		return "", err
 	}
@@ -107,14 +107,14 @@ func (s *Store) MountImage(ctx context.Context, nameOrID string, opts MountOptio
 	}
 	mo := driver.MountOptions{MountLabel: opts.MountLabel, Options: opts.Options, UIDMap: l.UIDMap, GIDMap: l.GIDMap}
 	if l.ReadOnly {
-		return s.drv.Get(ctx, l.ID, mo) // read-only stores are not counted in our mountpoints.json
+		return s.graphDriver().Get(ctx, l.ID, mo) // read-only stores are not counted in our mountpoints.json
 	}
 	m, err := s.layers.UpdateMount(ctx, l.ID, func(m *layer.MountPoint) error {
 		if m.Count > 0 && m.Path != "" && isMountPoint(m.Path) {
 			m.Count++
 			return nil
 		}
-		p, err := s.drv.Get(ctx, l.ID, mo)
+		p, err := s.graphDriver().Get(ctx, l.ID, mo)
 		if err != nil {
 			return err
 		}
@@ -128,12 +128,12 @@ func (s *Store) MountImage(ctx context.Context, nameOrID string, opts MountOptio
 // Unmount undoes one Mount (force: all of them) and returns whether the
 // layer is still mounted afterwards.
 func (s *Store) Unmount(ctx context.Context, nameOrID string, force bool) (bool, error) {
-	gunlock, err := s.graphLock.LockWrite(ctx)
+	gunlock, err := s.lockGraphWrite(ctx)
 	if err != nil {
 		return false, err
 	}
 	defer gunlock()
-	unlock, err := s.lockStores(ctx, lockSpec{layers: modeWrite, containers: modeRead})
+	unlock, err := s.lockStores(ctx, lockSpec{graphHeld: true, layers: modeWrite, containers: modeRead})
 	if err != nil {
 		return false, err
 	}
@@ -157,7 +157,7 @@ func (s *Store) unmountLocked(ctx context.Context, id string, force bool) (bool,
 			m.Count--
 			return nil
 		}
-		if err := s.drv.Put(ctx, id); err != nil && !errors.Is(err, os.ErrNotExist) {
+		if err := s.graphDriver().Put(ctx, id); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return err
 		}
 		m.Count, m.Path = 0, ""
@@ -172,19 +172,19 @@ func (s *Store) UnmountImage(ctx context.Context, nameOrID string, force bool) (
 	if err != nil {
 		return false, err
 	}
-	gunlock, err := s.graphLock.LockWrite(ctx)
+	gunlock, err := s.lockGraphWrite(ctx)
 	if err != nil {
 		return false, err
 	}
 	defer gunlock()
-	unlock, err := s.lockStores(ctx, lockSpec{layers: modeWrite})
+	unlock, err := s.lockStores(ctx, lockSpec{graphHeld: true, layers: modeWrite})
 	if err != nil {
 		return false, err
 	}
 	defer unlock()
 	if _, ok := s.layers.Get(img.TopLayer); !ok {
 		if _, _, ro := s.lookupLayerLocked(img.TopLayer); ro {
-			return false, s.drv.Put(ctx, img.TopLayer)
+			return false, s.graphDriver().Put(ctx, img.TopLayer)
 		}
 		return false, ErrLayerUnknown
 	}

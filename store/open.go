@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"github.com/stowage/stowage/container"
 	"github.com/stowage/stowage/driver"
@@ -20,6 +21,7 @@ import (
 	"github.com/stowage/stowage/image"
 	"github.com/stowage/stowage/internal/table"
 	"github.com/stowage/stowage/layer"
+	"github.com/stowage/stowage/lockfile"
 	"github.com/stowage/stowage/staging"
 )
 
@@ -33,13 +35,20 @@ type Store struct {
 	roRoots     []string         // read-only additional image store roots (A)
 	graphLock   *table.GraphLock // G/storage.lock
 	usernsLock  *table.GraphLock // G/userns.lock (no automatic userns yet: only created)
-	drv         driver.Driver
+	drvName     string           // the name the driver was constructed by
+	drvOpts     driver.Options   // what the driver is (re-)constructed with
 	layers      *layer.Store     // primary read-write layer store
 	roLayers    []*layer.Store   // additional read-only stores, in configured order
 	images      *image.Store     // primary read-write image store (I when split)
 	extraImages []*image.Store   // other read-write image stores (G when split)
 	roImages    []*image.Store   // additional read-only image stores
 	containers  *container.Store // the container store
+
+	// drvMu guards drv and graphSeen: the driver object is re-created
+	// when storage.lock's token moves (another process ran Shutdown).
+	drvMu     sync.Mutex
+	drv       driver.Driver
+	graphSeen lockfile.LastWrite // storage.lock token drv was made under
 }
 
 // Open opens (creating as needed) the store; it recovers incomplete layers
@@ -71,7 +80,8 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 			return nil, err
 		}
 	}
-	s.drv, err = register.New(ctx, name, driver.Options{
+	s.drvName = name
+	s.drvOpts = driver.Options{
 		Root:          filepath.Join(opts.GraphRoot, name),
 		RunRoot:       filepath.Join(opts.RunRoot, name),
 		ImageStores:   s.roRoots,
@@ -79,12 +89,12 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		DriverOptions: s.driverOpts,
 		UIDMap:        opts.UIDMap,
 		GIDMap:        opts.GIDMap,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("initializing driver %s: %w", name, err)
 	}
-	if s.drv.Name() != "" {
-		s.driverName = s.drv.Name()
+	if err := s.initDriver(ctx); err != nil {
+		return nil, err
+	}
+	if s.graphDriver().Name() != "" {
+		s.driverName = s.graphDriver().Name()
 	}
 	if err := s.openTables(); err != nil {
 		return nil, err
@@ -96,6 +106,79 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	}
 	unlock()
 	return s, nil
+}
+
+// initDriver constructs the driver and remembers storage.lock's token.
+func (s *Store) initDriver(ctx context.Context) error {
+	gunlock, err := s.graphLock.LockRead(ctx)
+	if err != nil {
+		return err
+	}
+	defer gunlock()
+	s.drvMu.Lock()
+	defer s.drvMu.Unlock()
+	if s.graphSeen, _, err = s.graphLock.ModifiedSince(lockfile.LastWrite{}); err != nil {
+		return err
+	}
+	d, err := register.New(ctx, s.drvName, s.drvOpts)
+	if err != nil {
+		return fmt.Errorf("initializing driver %s: %w", s.drvName, err)
+	}
+	s.drv = d
+	return nil
+}
+
+// graphDriver returns the current driver object.
+func (s *Store) graphDriver() driver.Driver {
+	s.drvMu.Lock()
+	defer s.drvMu.Unlock()
+	return s.drv
+}
+
+// refreshDriverLocked re-creates the driver object if storage.lock's token
+// changed since it was made (another process's Shutdown tore down
+// driver-level state; spec §2.5). The old object is dropped without
+// Cleanup: the shutdown already did that.
+//
+// Locking: storage.lock held (R or W).
+func (s *Store) refreshDriverLocked(ctx context.Context) error {
+	s.drvMu.Lock()
+	defer s.drvMu.Unlock()
+	cur, changed, err := s.graphLock.ModifiedSince(s.graphSeen)
+	if err != nil || !changed {
+		return err
+	}
+	d, err := register.New(ctx, s.drvName, s.drvOpts)
+	if err != nil {
+		return fmt.Errorf("re-initializing driver %s after a shutdown: %w", s.drvName, err)
+	}
+	s.drv, s.graphSeen = d, cur
+	return nil
+}
+
+// checkDriver takes storage.lock for reading just long enough to
+// refresh the driver object.
+func (s *Store) checkDriver(ctx context.Context) error {
+	gunlock, err := s.graphLock.LockRead(ctx)
+	if err != nil {
+		return err
+	}
+	defer gunlock()
+	return s.refreshDriverLocked(ctx)
+}
+
+// lockGraphWrite takes storage.lock for writing (around mounts and
+// Shutdown) and refreshes the driver object.
+func (s *Store) lockGraphWrite(ctx context.Context) (func(), error) {
+	gunlock, err := s.graphLock.LockWrite(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.refreshDriverLocked(ctx); err != nil {
+		gunlock()
+		return nil, err
+	}
+	return gunlock, nil
 }
 
 func (s *Store) detectDriver() (string, error) {
@@ -159,7 +242,7 @@ func (s *Store) openTables() error {
 		Dir:    filepath.Join(g, d+"-layers"),
 		RunDir: filepath.Join(r, d+"-layers"),
 		RemoveLayer: func(ctx context.Context, id string) error {
-			return s.drv.Remove(ctx, id)
+			return s.graphDriver().Remove(ctx, id)
 		},
 		Recover: s.recoverStale,
 	}
@@ -218,7 +301,7 @@ func (s *Store) openTables() error {
 func (s *Store) recoverStale() error {
 	var errs []error
 	roots := []string{filepath.Join(s.layers.Dir(), "tmp")}
-	if r, ok := s.drv.(driver.TempDirRecoverer); ok {
+	if r, ok := s.graphDriver().(driver.TempDirRecoverer); ok {
 		if err := r.RecoverStaleTempDirs(context.Background()); err != nil {
 			errs = append(errs, err)
 		}
@@ -268,13 +351,21 @@ const (
 
 // lockSpec says which tables an operation locks and how. Read-only
 // stores are always read-locked when their kind is locked at all.
+// Locking layers first checks storage.lock's token (refreshing the
+// driver object) unless graphHeld says the caller holds storage.lock.
 type lockSpec struct {
 	layers, images, containers lockMode
+	graphHeld                  bool
 }
 
 // lockStores takes the tables' locks in the order of doc.go and returns a
 // function that releases them in reverse.
 func (s *Store) lockStores(ctx context.Context, spec lockSpec) (func(), error) {
+	if spec.layers != modeNone && !spec.graphHeld {
+		if err := s.checkDriver(ctx); err != nil {
+			return nil, err
+		}
+	}
 	var unlocks []func()
 	release := func() {
 		for i := len(unlocks) - 1; i >= 0; i-- {

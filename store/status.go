@@ -17,7 +17,7 @@ func (s *Store) Status(ctx context.Context) ([][2]string, error) {
 		{"Driver Name", s.driverName},
 		{"Driver Options", fmt.Sprintf("%v", s.opts.GraphDriverOptions)},
 	}
-	return append(out, s.drv.Status()...), nil
+	return append(out, s.graphDriver().Status()...), nil
 }
 
 // Shutdown (spec §7.9) lists the mounted layers; with force it unmounts
@@ -26,12 +26,12 @@ func (s *Store) Status(ctx context.Context) ([][2]string, error) {
 // when nothing was mounted does it record a storage.lock token and call
 // the driver's Cleanup.
 func (s *Store) Shutdown(ctx context.Context, force bool) ([]string, error) {
-	gunlock, err := s.graphLock.LockWrite(ctx)
+	gunlock, err := s.lockGraphWrite(ctx)
 	if err != nil {
 		return nil, err
 	}
 	defer gunlock()
-	unlock, err := s.lockStores(ctx, lockSpec{layers: modeWrite})
+	unlock, err := s.lockStores(ctx, lockSpec{graphHeld: true, layers: modeWrite})
 	if err != nil {
 		return nil, err
 	}
@@ -59,5 +59,5 @@ func (s *Store) Shutdown(ctx context.Context, force bool) ([]string, error) {
 	if err := s.graphLock.RecordWrite(); err != nil {
 		return nil, err
 	}
-	return nil, s.drv.Cleanup(ctx)
+	return nil, s.graphDriver().Cleanup(ctx)
 }

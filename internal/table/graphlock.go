@@ -31,6 +31,22 @@ func (g *GraphLock) LockWrite(ctx context.Context) (func(), error) {
 	return g.f.Unlock, nil
 }
 
+// LockRead takes the lock for reading; the function releases it.
+func (g *GraphLock) LockRead(ctx context.Context) (func(), error) {
+	if err := g.f.RLock(ctx); err != nil {
+		return nil, err
+	}
+	return g.f.Unlock, nil
+}
+
+// ModifiedSince reports whether the token differs from prev (someone ran
+// Shutdown since prev was seen) and returns the current token.
+//
+// Locking: held for reading or writing.
+func (g *GraphLock) ModifiedSince(prev lockfile.LastWrite) (lockfile.LastWrite, bool, error) {
+	return g.f.ModifiedSince(prev)
+}
+
 // RecordWrite writes a new token (before tearing down driver state).
 //
 // Locking: held for writing.
