@@ -30,8 +30,7 @@ func ExportChanges(ctx context.Context, w io.Writer, dir string, changes []Chang
 	slices.SortStableFunc(sorted, func(a, b Change) int { return strings.Compare(a.Path, b.Path) })
 	bw := bufio.NewWriterSize(w, 1<<20)
 	tw := tar.NewWriter(bw)
-	seen := map[uint64]string{}
-	buf := make([]byte, 1<<20)
+	ex := exporter{tw: tw, opts: opts, seen: map[uint64]string{}, buf: make([]byte, 1<<20)}
 	for _, c := range sorted {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -54,7 +53,7 @@ func ExportChanges(ctx context.Context, w io.Writer, dir string, changes []Chang
 			}
 			continue
 		}
-		if err := addFile(tw, filepath.Join(dir, rel), rel, seen, opts, buf); err != nil {
+		if err := ex.addFile(filepath.Join(dir, rel), rel); err != nil {
 			return fmt.Errorf("adding %s: %w", c.Path, err)
 		}
 	}
@@ -64,7 +63,16 @@ func ExportChanges(ctx context.Context, w io.Writer, dir string, changes []Chang
 	return bw.Flush()
 }
 
-func addFile(tw *tar.Writer, p, rel string, seen map[uint64]string, opts ExportOptions, buf []byte) error {
+// exporter writes files into the diff tar, remembering hard links.
+type exporter struct {
+	tw   *tar.Writer
+	opts ExportOptions
+	seen map[uint64]string // inode -> first name written, for hard links
+	buf  []byte
+}
+
+// addFile writes the file at p as the entry rel.
+func (ex *exporter) addFile(p, rel string) error {
 	fi, err := os.Lstat(p)
 	if err != nil {
 		return err
@@ -109,26 +117,26 @@ func addFile(tw *tar.Writer, p, rel string, seen map[uint64]string, opts ExportO
 		hdr.PAXRecords["SCHILY.xattr."+name] = string(v)
 	}
 	if !fi.IsDir() && st.Nlink > 1 {
-		if first, ok := seen[uint64(st.Ino)]; ok {
+		if first, ok := ex.seen[uint64(st.Ino)]; ok {
 			hdr.Typeflag = tar.TypeLink
 			hdr.Linkname = first
 			hdr.Size = 0
 		} else {
-			seen[uint64(st.Ino)] = hdr.Name
+			ex.seen[uint64(st.Ino)] = hdr.Name
 		}
 	}
 	if !strings.HasPrefix(path.Base(rel), whiteoutPrefix) {
-		if hdr.Uid, err = idmap.ToContainer(int(st.Uid), opts.UIDMap); err != nil {
+		if hdr.Uid, err = idmap.ToContainer(int(st.Uid), ex.opts.UIDMap); err != nil {
 			return err
 		}
-		if hdr.Gid, err = idmap.ToContainer(int(st.Gid), opts.GIDMap); err != nil {
+		if hdr.Gid, err = idmap.ToContainer(int(st.Gid), ex.opts.GIDMap); err != nil {
 			return err
 		}
 	}
 	if hdr.Format == tar.FormatUnknown {
 		hdr.ModTime = hdr.ModTime.Truncate(time.Second)
 	}
-	if err := tw.WriteHeader(hdr); err != nil {
+	if err := ex.tw.WriteHeader(hdr); err != nil {
 		return err
 	}
 	if hdr.Typeflag == tar.TypeReg && hdr.Size > 0 {
@@ -137,7 +145,7 @@ func addFile(tw *tar.Writer, p, rel string, seen map[uint64]string, opts ExportO
 			return err
 		}
 		defer f.Close()
-		n, err := io.CopyBuffer(tw, io.LimitReader(f, hdr.Size), buf)
+		n, err := io.CopyBuffer(ex.tw, io.LimitReader(f, hdr.Size), ex.buf)
 		if err != nil {
 			return err
 		}
