@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -26,8 +27,16 @@ type logrusHandler struct {
 	w     io.Writer
 	level slog.Level
 	mu    *sync.Mutex // shared by handlers derived with WithAttrs
-	attrs []slog.Attr
-	group string
+	attrs []slog.Attr // keys already qualified by the group open when added
+	group string      // "a.b" for WithGroup("a").WithGroup("b")
+}
+
+// qualify prefixes key with the open group, if any.
+func (h *logrusHandler) qualify(key string) string {
+	if h.group == "" {
+		return key
+	}
+	return h.group + "." + key
 }
 
 func (h *logrusHandler) Enabled(_ context.Context, l slog.Level) bool { return l >= h.level }
@@ -39,18 +48,13 @@ func (h *logrusHandler) Handle(_ context.Context, r slog.Record) error {
 		t = time.Now()
 	}
 	fmt.Fprintf(&b, "time=%s level=%s msg=%s", logQuote(t.Format(time.RFC3339)), levelName(r.Level), logQuote(r.Message))
-	write := func(a slog.Attr) bool {
-		key := a.Key
-		if h.group != "" {
-			key = h.group + "." + key
-		}
-		fmt.Fprintf(&b, " %s=%s", key, logQuote(a.Value.String()))
-		return true
-	}
 	for _, a := range h.attrs {
-		write(a)
+		fmt.Fprintf(&b, " %s=%s", a.Key, logQuote(a.Value.String()))
 	}
-	r.Attrs(write)
+	r.Attrs(func(a slog.Attr) bool {
+		fmt.Fprintf(&b, " %s=%s", h.qualify(a.Key), logQuote(a.Value.String()))
+		return true
+	})
 	b.WriteByte('\n')
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -60,16 +64,16 @@ func (h *logrusHandler) Handle(_ context.Context, r slog.Record) error {
 
 func (h *logrusHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
 	n := *h
-	n.attrs = append(append([]slog.Attr(nil), h.attrs...), attrs...)
+	n.attrs = slices.Clone(h.attrs)
+	for _, a := range attrs {
+		n.attrs = append(n.attrs, slog.Attr{Key: h.qualify(a.Key), Value: a.Value})
+	}
 	return &n
 }
 
 func (h *logrusHandler) WithGroup(name string) slog.Handler {
 	n := *h
-	if n.group != "" {
-		name = n.group + "." + name
-	}
-	n.group = name
+	n.group = h.qualify(name)
 	return &n
 }
 

@@ -158,4 +158,10 @@ func TestLogging(t *testing.T) {
 	if !strings.HasPrefix(line, `time="`) || !strings.HasSuffix(line, ` level=debug msg="Root: /x" k="v w"`+"\n") {
 		t.Errorf("debug line %q", line)
 	}
+	// Attributes added before a group are not qualified by it.
+	buf.Reset()
+	slog.Default().With("a", 1).WithGroup("g").With("b", 2).WithGroup("h").Debug("m", "c", 3)
+	if line := buf.String(); !strings.HasSuffix(line, ` msg=m a=1 g.b=2 g.h.c=3`+"\n") {
+		t.Errorf("grouped line %q", line)
+	}
 }
