@@ -20,7 +20,6 @@ type asyncHasher struct {
 	h    hash.Hash
 	ch   chan *[]byte
 	cur  *[]byte
-	n    int64
 	done chan struct{}
 }
 
@@ -40,7 +39,6 @@ func newAsyncHasher() *asyncHasher {
 
 func (a *asyncHasher) Write(p []byte) (int, error) {
 	n := len(p)
-	a.n += int64(n)
 	for len(p) > 0 {
 		if a.cur == nil {
 			a.cur = chunkPool.Get().(*[]byte)
