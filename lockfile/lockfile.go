@@ -115,11 +115,13 @@ func openLockFile(path string, readOnly bool) (*os.File, error) {
 	}
 	fd, err := os.OpenFile(path, flags, 0o644)
 	if errors.Is(err, os.ErrNotExist) {
-		if mkErr := os.MkdirAll(filepath.Dir(path), 0o700); mkErr == nil || !readOnly {
-			if mkErr != nil {
-				return nil, fmt.Errorf("creating lock file directory: %w", mkErr)
-			}
+		// For a read-only store that cannot make the directory, the
+		// open error stands.
+		switch mkErr := os.MkdirAll(filepath.Dir(path), 0o700); {
+		case mkErr == nil:
 			fd, err = os.OpenFile(path, flags, 0o644)
+		case !readOnly:
+			return nil, fmt.Errorf("creating lock file directory: %w", mkErr)
 		}
 	}
 	if err != nil && readOnly && isReadOnlyFSError(err) {
