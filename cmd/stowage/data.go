@@ -11,14 +11,16 @@ import (
 )
 
 // kindOps is what the data commands need from the store for one kind.
+// The fields take the store first so that method expressions such as
+// (*store.Store).ListImageBigData fill them directly.
 type kindOps struct {
-	list   func(ctx context.Context, st *store.Store, id string) ([]string, error)
-	get    func(ctx context.Context, st *store.Store, id, key string) (io.ReadCloser, error)
-	set    func(ctx context.Context, st *store.Store, id, key string, data io.Reader) error
-	size   func(ctx context.Context, st *store.Store, id, key string) (int64, error)
-	digest func(ctx context.Context, st *store.Store, id, key string) (digest.Digest, error)
-	dir    func(ctx context.Context, st *store.Store, id string) (string, error)
-	runDir func(ctx context.Context, st *store.Store, id string) (string, error)
+	list   func(st *store.Store, ctx context.Context, id string) ([]string, error)
+	get    func(st *store.Store, ctx context.Context, id, key string) (io.ReadCloser, error)
+	set    func(st *store.Store, ctx context.Context, id, key string, data io.Reader) error
+	size   func(st *store.Store, ctx context.Context, id, key string) (int64, error)
+	digest func(st *store.Store, ctx context.Context, id, key string) (digest.Digest, error)
+	dir    func(st *store.Store, ctx context.Context, id string) (string, error)
+	runDir func(st *store.Store, ctx context.Context, id string) (string, error)
 }
 
 func bytesReader(b []byte, err error) (io.ReadCloser, error) {
@@ -33,71 +35,45 @@ func bytesReader(b []byte, err error) (io.ReadCloser, error) {
 func manifestDigest(data []byte) (digest.Digest, error) { return digest.FromBytes(data), nil }
 
 var imageOps = kindOps{
-	list: func(ctx context.Context, st *store.Store, id string) ([]string, error) {
-		return st.ListImageBigData(ctx, id)
-	},
-	get: func(ctx context.Context, st *store.Store, id, key string) (io.ReadCloser, error) {
+	list: (*store.Store).ListImageBigData,
+	get: func(st *store.Store, ctx context.Context, id, key string) (io.ReadCloser, error) {
 		return bytesReader(st.ImageBigData(ctx, id, key))
 	},
-	set: func(ctx context.Context, st *store.Store, id, key string, r io.Reader) error {
+	set: func(st *store.Store, ctx context.Context, id, key string, r io.Reader) error {
 		b, err := io.ReadAll(r)
 		if err != nil {
 			return err
 		}
 		return st.SetImageBigData(ctx, id, key, b, manifestDigest)
 	},
-	size: func(ctx context.Context, st *store.Store, id, key string) (int64, error) {
-		return st.ImageBigDataSize(ctx, id, key)
-	},
-	digest: func(ctx context.Context, st *store.Store, id, key string) (digest.Digest, error) {
-		return st.ImageBigDataDigest(ctx, id, key)
-	},
-	dir: func(ctx context.Context, st *store.Store, id string) (string, error) {
-		return st.ImageDirectory(ctx, id)
-	},
-	runDir: func(ctx context.Context, st *store.Store, id string) (string, error) {
-		return st.ImageRunDirectory(ctx, id)
-	},
+	size:   (*store.Store).ImageBigDataSize,
+	digest: (*store.Store).ImageBigDataDigest,
+	dir:    (*store.Store).ImageDirectory,
+	runDir: (*store.Store).ImageRunDirectory,
 }
 
 var containerOps = kindOps{
-	list: func(ctx context.Context, st *store.Store, id string) ([]string, error) {
-		return st.ListContainerBigData(ctx, id)
-	},
-	get: func(ctx context.Context, st *store.Store, id, key string) (io.ReadCloser, error) {
+	list: (*store.Store).ListContainerBigData,
+	get: func(st *store.Store, ctx context.Context, id, key string) (io.ReadCloser, error) {
 		return bytesReader(st.ContainerBigData(ctx, id, key))
 	},
-	set: func(ctx context.Context, st *store.Store, id, key string, r io.Reader) error {
+	set: func(st *store.Store, ctx context.Context, id, key string, r io.Reader) error {
 		b, err := io.ReadAll(r)
 		if err != nil {
 			return err
 		}
 		return st.SetContainerBigData(ctx, id, key, b)
 	},
-	size: func(ctx context.Context, st *store.Store, id, key string) (int64, error) {
-		return st.ContainerBigDataSize(ctx, id, key)
-	},
-	digest: func(ctx context.Context, st *store.Store, id, key string) (digest.Digest, error) {
-		return st.ContainerBigDataDigest(ctx, id, key)
-	},
-	dir: func(ctx context.Context, st *store.Store, id string) (string, error) {
-		return st.ContainerDirectory(ctx, id)
-	},
-	runDir: func(ctx context.Context, st *store.Store, id string) (string, error) {
-		return st.ContainerRunDirectory(ctx, id)
-	},
+	size:   (*store.Store).ContainerBigDataSize,
+	digest: (*store.Store).ContainerBigDataDigest,
+	dir:    (*store.Store).ContainerDirectory,
+	runDir: (*store.Store).ContainerRunDirectory,
 }
 
 var layerOps = kindOps{
-	list: func(ctx context.Context, st *store.Store, id string) ([]string, error) {
-		return st.ListLayerBigData(ctx, id)
-	},
-	get: func(ctx context.Context, st *store.Store, id, key string) (io.ReadCloser, error) {
-		return st.LayerBigData(ctx, id, key)
-	},
-	set: func(ctx context.Context, st *store.Store, id, key string, r io.Reader) error {
-		return st.SetLayerBigData(ctx, id, key, r)
-	},
+	list: (*store.Store).ListLayerBigData,
+	get:  (*store.Store).LayerBigData,
+	set:  (*store.Store).SetLayerBigData,
 }
 
 // dataCmd builds one data command.
@@ -152,7 +128,7 @@ type listDataRun struct {
 func (c *listDataRun) addFlags(fs *flagSet) { c.jsonFlag(fs) }
 
 func (c *listDataRun) run(ctx context.Context, st *store.Store, args []string) error {
-	keys, err := c.ops.list(ctx, st, args[0])
+	keys, err := c.ops.list(st, ctx, args[0])
 	if err != nil {
 		return err
 	}
@@ -177,7 +153,7 @@ func (c *getDataRun) addFlags(fs *flagSet) {
 }
 
 func (c *getDataRun) run(ctx context.Context, st *store.Store, args []string) error {
-	rc, err := c.ops.get(ctx, st, args[0], args[1])
+	rc, err := c.ops.get(st, ctx, args[0], args[1])
 	if err != nil {
 		return err
 	}
@@ -201,7 +177,7 @@ func (c *setDataRun) run(ctx context.Context, st *store.Store, args []string) er
 		return err
 	}
 	defer in.Close()
-	return c.ops.set(ctx, st, args[0], args[1], in)
+	return c.ops.set(st, ctx, args[0], args[1], in)
 }
 
 // dataInfoRun prints one fact: an item's size or digest, or a directory.
@@ -216,13 +192,13 @@ func (c *dataInfoRun) addFlags(*flagSet) {}
 func (c *dataInfoRun) run(ctx context.Context, st *store.Store, args []string) error {
 	switch c.what {
 	case "size":
-		n, err := c.ops.size(ctx, st, args[0], args[1])
+		n, err := c.ops.size(st, ctx, args[0], args[1])
 		if err != nil {
 			return err
 		}
 		c.p.Printf("%d\n", n)
 	case "digest":
-		d, err := c.ops.digest(ctx, st, args[0], args[1])
+		d, err := c.ops.digest(st, ctx, args[0], args[1])
 		if err != nil {
 			return err
 		}
@@ -235,7 +211,7 @@ func (c *dataInfoRun) run(ctx context.Context, st *store.Store, args []string) e
 		if c.what == "rundir" {
 			get = c.ops.runDir
 		}
-		d, err := get(ctx, st, args[0])
+		d, err := get(st, ctx, args[0])
 		if err != nil {
 			return err
 		}
