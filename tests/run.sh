@@ -76,6 +76,9 @@ if [ "$(id -u)" -ne 0 ]; then
 	echo "warning: not running as root; root-only tests will skip or fail" >&2
 fi
 
+# On a fresh machine, install the Debian packages the suites use.
+tests/deps.sh || failed+=("test dependencies (tests/deps.sh)")
+
 step "build bin/stowage" "$GO" build -o bin/stowage ./cmd/stowage
 if [ "$run_go" = yes ]; then
 	step "go vet" "$GO" vet ./...
