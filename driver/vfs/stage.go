@@ -59,7 +59,7 @@ func (d *Driver) StageDiff(ctx context.Context, parent string, blob io.Reader, o
 		}
 	}()
 	dir := tmp.Addition()
-	shift := shiftFor(create)
+	shift := driver.ShiftFor(create)
 	shift.ToUID, shift.ToGID = uidMap, gidMap
 	if err := makeLayerRoot(ctx, dir, parentDir, mode, uid, gid, shift); err != nil {
 		return nil, fmt.Errorf("vfs stage on %q: %w", parent, err)

@@ -187,20 +187,20 @@ func (d *Driver) rootAttrs(parent string, uidMap, gidMap []idmap.IDMap) (parentD
 	return "", defaultPerms, uid, gid, nil
 }
 
-// shiftFor returns the ownership shift a copy of the parent needs to be
-// owned in the new layer's maps.
-func shiftFor(opts driver.CreateOptions) fsx.ShiftMaps {
-	return fsx.ShiftMaps{
-		FromUID: opts.ParentUIDMap, FromGID: opts.ParentGIDMap,
-		ToUID: opts.UIDMap, ToGID: opts.GIDMap,
+// remapFor returns how a copy of the parent is re-owned into the new
+// layer's maps, or nil when they are the same.
+func remapFor(shift driver.IDShift) fsx.Remap {
+	if shift.Identity() {
+		return nil
 	}
+	return shift.Remap
 }
 
 // makeLayerRoot creates dir with exactly mode and owner, then fills it with a
 // copy of parentDir when there is a parent and re-owns the copy (root
 // included) through shift. It fails if dir exists; on any later error it
 // removes what it created.
-func makeLayerRoot(ctx context.Context, dir, parentDir string, mode uint32, uid, gid int, shift fsx.ShiftMaps) (retErr error) {
+func makeLayerRoot(ctx context.Context, dir, parentDir string, mode uint32, uid, gid int, shift driver.IDShift) (retErr error) {
 	if err := unix.Mkdir(dir, 0o700); err != nil {
 		return &os.PathError{Op: "mkdir", Path: dir, Err: err}
 	}
@@ -224,7 +224,7 @@ func makeLayerRoot(ctx context.Context, dir, parentDir string, mode uint32, uid,
 		}
 		return err
 	}
-	if err := fsx.ShiftOwners(ctx, dir, shift); err != nil {
+	if err := fsx.ShiftOwners(ctx, dir, remapFor(shift)); err != nil {
 		return fmt.Errorf("re-owning the copy of %s: %w", parentDir, err)
 	}
 	return nil
@@ -295,7 +295,7 @@ func (d *Driver) Create(ctx context.Context, id, parent string, opts driver.Crea
 	if err := d.ensureLayersDir(base); err != nil {
 		return err
 	}
-	if err := makeLayerRoot(ctx, layerDir(base, id), parentDir, mode, uid, gid, shiftFor(opts)); err != nil {
+	if err := makeLayerRoot(ctx, layerDir(base, id), parentDir, mode, uid, gid, driver.ShiftFor(opts)); err != nil {
 		return fmt.Errorf("vfs create %s: %w", id, err)
 	}
 	return nil

@@ -7,38 +7,21 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 
 	"golang.org/x/sys/unix"
-
-	"github.com/stowage/stowage/internal/idmap"
 )
 
 // capabilityXattr is the file-capability xattr the kernel removes on chown.
 const capabilityXattr = "security.capability"
 
-// overflowID reads the kernel's overflow UID or GID (what unmapped IDs
-// show as), falling back to 65534.
-func overflowID(kind string) int {
-	b, err := os.ReadFile("/proc/sys/kernel/overflow" + kind)
-	if err == nil {
-		if n, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
-			return n
-		}
-	}
-	return 65534
-}
-
 // shifter holds the state of one ShiftOwners call.
 type shifter struct {
-	m                    ShiftMaps
-	seen                 map[inodeKey]bool // multiply-linked files already shifted
-	overflowU, overflowG int
+	remap Remap
+	seen  map[inodeKey]bool // multiply-linked files already re-owned
 }
 
-func shiftOwners(ctx context.Context, root string, m ShiftMaps) error {
-	s := &shifter{m: m, seen: map[inodeKey]bool{}, overflowU: overflowID("uid"), overflowG: overflowID("gid")}
+func shiftOwners(ctx context.Context, root string, remap Remap) error {
+	s := &shifter{remap: remap, seen: map[inodeKey]bool{}}
 	return filepath.WalkDir(root, func(path string, _ fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -48,27 +31,6 @@ func shiftOwners(ctx context.Context, root string, m ShiftMaps) error {
 		}
 		return s.shift(path)
 	})
-}
-
-// target computes the new owner of a file owned by host uid:gid.
-func (s *shifter) target(uid, gid int) (int, int, error) {
-	cu, uerr := idmap.ToContainer(uid, s.m.FromUID)
-	cg, gerr := idmap.ToContainer(gid, s.m.FromGID)
-	if uerr != nil || gerr != nil {
-		if uid != 0 || gid != 0 {
-			return -1, -1, fmt.Errorf("owner %d:%d is outside the source mapping: %w", uid, gid, errors.Join(uerr, gerr))
-		}
-		cu, cg = 0, 0
-	}
-	hu, err := idmap.ToHost(cu, s.m.ToUID)
-	if err != nil {
-		hu = s.overflowU
-	}
-	hg, err := idmap.ToHost(cg, s.m.ToGID)
-	if err != nil {
-		hg = s.overflowG
-	}
-	return hu, hg, nil
 }
 
 // shift re-owns one entry.
@@ -85,7 +47,7 @@ func (s *shifter) shift(path string) error {
 		}
 		s.seen[k] = true
 	}
-	uid, gid, err := s.target(int(st.Uid), int(st.Gid))
+	uid, gid, err := s.remap(int(st.Uid), int(st.Gid))
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}

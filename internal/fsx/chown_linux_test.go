@@ -5,11 +5,10 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
-
-	"github.com/stowage/stowage/internal/idmap"
 )
 
 func requireRoot(t *testing.T) {
@@ -66,16 +65,19 @@ func TestShiftOwners(t *testing.T) {
 	capValue := []byte{0x01, 0x00, 0x00, 0x02, 0x00, 0x20, 0x00, 0x00, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
 	haveCap := unix.Lsetxattr(capPath, capabilityXattr, capValue, 0) == nil
 
-	m := ShiftMaps{
-		ToUID: []idmap.IDMap{{ContainerID: 0, HostID: 1000, Size: 100}},
-		ToGID: []idmap.IDMap{{ContainerID: 0, HostID: 2000, Size: 100}},
+	// +1000/+2000, except 500:500, which the remap sends to 65534
+	shift := func(uid, gid int) (int, int, error) {
+		if uid == 500 {
+			return 65534, 65534, nil
+		}
+		return uid + 1000, gid + 2000, nil
 	}
-	if err := ShiftOwners(context.Background(), root, m); err != nil {
+	if err := ShiftOwners(context.Background(), root, shift); err != nil {
 		t.Fatal(err)
 	}
 	for p, want := range map[string][2]int{
 		".": {1000, 2000}, "d": {1005, 2006}, "d/g": {1007, 2008}, "hard": {1007, 2008},
-		"suid": {1000, 2000}, "link": {1001, 2002}, "big": {overflowID("uid"), overflowID("gid")},
+		"suid": {1000, 2000}, "link": {1001, 2002}, "big": {65534, 65534},
 	} {
 		if got := owner(t, filepath.Join(root, p)); got != want {
 			t.Errorf("%s: owner %v, want %v", p, got, want)
@@ -95,12 +97,12 @@ func TestShiftOwners(t *testing.T) {
 	}
 
 	// Shifting back restores the original owners.
-	back := ShiftMaps{FromUID: m.ToUID, FromGID: m.ToGID}
+	back := func(uid, gid int) (int, int, error) { return uid - 1000, gid - 2000, nil }
 	chown(t, filepath.Join(root, "big"), 1050, 2050)
 	if err := ShiftOwners(context.Background(), root, back); err != nil {
 		t.Fatal(err)
 	}
-	for p, want := range map[string][2]int{".": {0, 0}, "d": {5, 6}, "d/g": {7, 8}, "link": {1, 2}, "big": {50, 50}} {
+	for p, want := range map[string][2]int{".": {0, 0}, "d": {5, 6}, "d/g": {7, 8}, "hard": {7, 8}, "link": {1, 2}, "big": {50, 50}} {
 		if got := owner(t, filepath.Join(root, p)); got != want {
 			t.Errorf("back: %s: owner %v, want %v", p, got, want)
 		}
@@ -115,36 +117,31 @@ func TestShiftOwnersErrors(t *testing.T) {
 	if err := os.WriteFile(p, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	chown(t, p, 5, 5) // not in the source map below
-	m := ShiftMaps{
-		FromUID: []idmap.IDMap{{ContainerID: 0, HostID: 1000, Size: 10}},
-		FromGID: []idmap.IDMap{{ContainerID: 0, HostID: 1000, Size: 10}},
+	chown(t, p, 5, 5)
+	errNo := errors.New("owner refused")
+	refuse5 := func(uid, gid int) (int, int, error) {
+		if uid == 5 {
+			return -1, -1, errNo
+		}
+		return uid + 1, gid + 1, nil
 	}
-	err := ShiftOwners(context.Background(), root, m)
-	if !errors.Is(err, idmap.ErrNotMapped) {
-		t.Fatalf("unmapped source owner: got %v, want ErrNotMapped", err)
+	err := ShiftOwners(context.Background(), root, refuse5)
+	if !errors.Is(err, errNo) || !strings.Contains(err.Error(), p) {
+		t.Fatalf("refused owner: got %v, want errNo naming %s", err, p)
 	}
-	// 0:0 outside the source map is kept as container root.
-	chown(t, p, 1003, 1003)
-	if err := ShiftOwners(context.Background(), root, m); err != nil {
-		t.Fatal(err)
-	}
-	if got := owner(t, p); got != [2]int{3, 3} {
-		t.Errorf("f: %v, want 3:3", got)
-	}
-	if got := owner(t, root); got != [2]int{0, 0} {
-		t.Errorf("root: %v, want 0:0", got)
-	}
-	// Identity shifts touch nothing; a cancelled ctx stops the walk.
+	// nil remap touches nothing; a cancelled ctx stops the walk.
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if err := ShiftOwners(ctx, root, ShiftMaps{}); err != nil {
-		t.Errorf("identity: %v", err)
+	if err := ShiftOwners(ctx, root, nil); err != nil {
+		t.Errorf("nil remap: %v", err)
 	}
-	if err := ShiftOwners(ctx, root, m); !errors.Is(err, context.Canceled) {
+	if err := ShiftOwners(ctx, root, refuse5); !errors.Is(err, context.Canceled) {
 		t.Errorf("cancelled: %v", err)
 	}
-	if err := ShiftOwners(context.Background(), filepath.Join(root, "missing"), m); !errors.Is(err, os.ErrNotExist) {
+	if err := ShiftOwners(context.Background(), filepath.Join(root, "missing"), refuse5); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("missing root: %v", err)
+	}
+	if got := owner(t, p); got != [2]int{5, 5} {
+		t.Errorf("f changed by failed walks: %v", got)
 	}
 }

@@ -7,6 +7,6 @@ import (
 	"fmt"
 )
 
-func shiftOwners(ctx context.Context, root string, m ShiftMaps) error {
+func shiftOwners(ctx context.Context, root string, remap Remap) error {
 	return fmt.Errorf("shift owners of %s: %w", root, ErrNotSupported)
 }
