@@ -197,20 +197,31 @@ func (s *Store) pullUpLocked(ctx context.Context, from *image.Store, img *image.
 	if err := s.images.Add(rec); err != nil {
 		return nil, mapTableErr(err)
 	}
-	for _, key := range img.BigDataNames {
-		data, err := readImageBigData(from, img, key)
-		if err == nil {
-			err = s.writeImageBigDataLocked(ctx, s.images, rec, key, data, img.BigDataDigests[key], nil)
-		}
-		if err != nil {
-			s.images.Remove(rec.ID)
-			return nil, errors.Join(err, s.images.Save(context.WithoutCancel(ctx)), os.RemoveAll(s.images.DataDir(rec.ID)))
-		}
+	if err := s.copyImageBigDataLocked(ctx, from, img, rec); err != nil {
+		s.images.Remove(rec.ID)
+		return nil, errors.Join(err, s.images.Save(context.WithoutCancel(ctx)), os.RemoveAll(s.images.DataDir(rec.ID)))
 	}
 	if err := s.images.Save(ctx); err != nil {
 		return nil, err
 	}
 	return rec, nil
+}
+
+// copyImageBigDataLocked copies every item of img (a record of from) to
+// rec, a record of the primary store, keeping the recorded digests.
+//
+// Locking: images held for writing.
+func (s *Store) copyImageBigDataLocked(ctx context.Context, from *image.Store, img, rec *image.Image) error {
+	for _, key := range img.BigDataNames {
+		data, err := readImageBigData(from, img, key)
+		if err != nil {
+			return err
+		}
+		if err := s.writeImageBigDataLocked(ctx, s.images, rec, key, data, img.BigDataDigests[key], nil); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Container big data.

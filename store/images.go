@@ -59,8 +59,9 @@ func (s *Store) CreateImage(ctx context.Context, opts ImageOptions) (*image.Imag
 		return nil, err
 	}
 	var pulled *image.Image
-	if img, is, ok := s.lookupImageByIDLocked(id); ok {
-		if !is.ReadOnly() {
+	img, pulledFrom, ok := s.lookupImageByIDLocked(id)
+	if ok {
+		if !pulledFrom.ReadOnly() {
 			return nil, fmt.Errorf("image %s: %w", id, ErrDuplicateID)
 		}
 		c := image.Copy(img)
@@ -97,7 +98,7 @@ func (s *Store) CreateImage(ctx context.Context, opts ImageOptions) (*image.Imag
 		s.images.Remove(id)
 		return nil, err
 	}
-	if err := s.fillNewImageLocked(ctx, rec, pulled, opts.BigData); err != nil {
+	if err := s.fillNewImageLocked(ctx, rec, pulledFrom, pulled, opts.BigData); err != nil {
 		s.images.Remove(id)
 		errs := []error{err, s.images.Save(context.WithoutCancel(ctx)), os.RemoveAll(s.images.DataDir(id))}
 		return nil, errors.Join(errs...)
@@ -106,21 +107,15 @@ func (s *Store) CreateImage(ctx context.Context, opts ImageOptions) (*image.Imag
 	return &c, nil
 }
 
-// fillNewImageLocked copies a pulled-up image's big data and writes the
+// fillNewImageLocked copies a pulled-up image's big data (pulled, a
+// record of the read-only store from; nil if none) and writes the
 // caller's items.
 //
 // Locking: images held for writing.
-func (s *Store) fillNewImageLocked(ctx context.Context, rec *image.Image, pulled *image.Image, items []BigDataItem) error {
+func (s *Store) fillNewImageLocked(ctx context.Context, rec *image.Image, from *image.Store, pulled *image.Image, items []BigDataItem) error {
 	if pulled != nil {
-		for _, key := range pulled.BigDataNames {
-			_, from, _ := s.lookupImageByIDLocked(pulled.ID)
-			data, err := readImageBigData(from, pulled, key)
-			if err != nil {
-				return err
-			}
-			if err := s.writeImageBigDataLocked(ctx, s.images, rec, key, data, pulled.BigDataDigests[key], nil); err != nil {
-				return err
-			}
+		if err := s.copyImageBigDataLocked(ctx, from, pulled, rec); err != nil {
+			return err
 		}
 	}
 	for _, it := range items {

@@ -251,3 +251,28 @@ func TestSplitImageStore(t *testing.T) {
 		t.Fatalf("container layer not in G: %s", data)
 	}
 }
+
+func TestCreateImagePullsUpReadOnlyBigData(t *testing.T) {
+	ctx := testCtx(t)
+	ro, roOpts := openTest(t)
+	img, err := ro.CreateImage(ctx, ImageOptions{Names: []string{"ro:1"}, BigData: []BigDataItem{{Key: "manifest", Data: []byte("{}")}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	s, err := Open(ctx, Options{GraphRoot: filepath.Join(dir, "root"), RunRoot: filepath.Join(dir, "run"), GraphDriverName: "vfs",
+		GraphDriverOptions: []string{"vfs.imagestore=" + roOpts.GraphRoot}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.CreateImage(ctx, ImageOptions{ID: img.ID, Names: []string{"local:2"}})
+	if err != nil {
+		t.Fatalf("CreateImage with a read-only image's ID: %v", err)
+	}
+	if got.ReadOnly || strings.Join(got.Names, ",") != "ro:1,local:2" {
+		t.Fatalf("pulled-up image: %+v", got)
+	}
+	if data, err := s.ImageBigData(ctx, img.ID, "manifest"); err != nil || string(data) != "{}" {
+		t.Fatalf("pulled-up big data: %q %v", data, err)
+	}
+}
