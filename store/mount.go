@@ -58,12 +58,20 @@ func (s *Store) Mount(ctx context.Context, nameOrID string, opts MountOptions) (
 	if label == "" {
 		label = l.MountLabel
 	}
-	m, err := s.layers.UpdateMount(ctx, l.ID, func(m *layer.MountPoint) error {
+	return s.mountLayerLocked(ctx, l.ID, driver.MountOptions{MountLabel: label, Options: opts.Options, UIDMap: uid, GIDMap: gid})
+}
+
+// mountLayerLocked counts one more mount of a primary-store layer,
+// asking the driver for it unless it is still mounted.
+//
+// Locking: graph and layers held for writing.
+func (s *Store) mountLayerLocked(ctx context.Context, id string, mo driver.MountOptions) (string, error) {
+	m, err := s.layers.UpdateMount(ctx, id, func(m *layer.MountPoint) error {
 		if m.Count > 0 && m.Path != "" && isMountPoint(m.Path) {
 			m.Count++
 			return nil
 		}
-		p, err := s.graphDriver().Get(ctx, l.ID, driver.MountOptions{MountLabel: label, Options: opts.Options, UIDMap: uid, GIDMap: gid})
+		p, err := s.graphDriver().Get(ctx, id, mo)
 		if err != nil {
 			return err
 		}
@@ -109,20 +117,7 @@ func (s *Store) MountImage(ctx context.Context, nameOrID string, opts MountOptio
 	if l.ReadOnly {
 		return s.graphDriver().Get(ctx, l.ID, mo) // read-only stores are not counted in our mountpoints.json
 	}
-	m, err := s.layers.UpdateMount(ctx, l.ID, func(m *layer.MountPoint) error {
-		if m.Count > 0 && m.Path != "" && isMountPoint(m.Path) {
-			m.Count++
-			return nil
-		}
-		p, err := s.graphDriver().Get(ctx, l.ID, mo)
-		if err != nil {
-			return err
-		}
-		m.Path = p
-		m.Count++
-		return nil
-	})
-	return m.Path, err
+	return s.mountLayerLocked(ctx, l.ID, mo)
 }
 
 // Unmount undoes one Mount (force: all of them) and returns whether the
