@@ -368,12 +368,9 @@ func (s *Store) SetLayerBigData(ctx context.Context, nameOrID, key string, data 
 		return err
 	}
 	defer unlock()
-	l, ok := s.layers.Lookup(nameOrID)
-	if !ok {
-		if _, _, ro := s.lookupLayerLocked(nameOrID); ro {
-			return fmt.Errorf("layer %s: %w", nameOrID, ErrStoreIsReadOnly)
-		}
-		return ErrLayerUnknown
+	l, err := s.writableLayerLocked(nameOrID, ErrLayerUnknown)
+	if err != nil {
+		return err
 	}
 	path, err := s.layers.BigDataPath(l.ID, key)
 	if err != nil {

@@ -86,12 +86,9 @@ func (s *Store) DeleteLayer(ctx context.Context, nameOrID string) error {
 		return err
 	}
 	defer unlock()
-	l, ok := s.layers.Lookup(nameOrID)
-	if !ok {
-		if _, _, ro := s.lookupLayerLocked(nameOrID); ro {
-			return fmt.Errorf("layer %s: %w", nameOrID, ErrStoreIsReadOnly)
-		}
-		return ErrNotALayer
+	l, err := s.writableLayerLocked(nameOrID, ErrNotALayer)
+	if err != nil {
+		return err
 	}
 	id := l.ID
 	if err := s.layerInUseLocked(id, "", nil); err != nil {

@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -147,12 +146,9 @@ func (s *Store) ApplyDiff(ctx context.Context, nameOrID string, diff io.Reader) 
 		return -1, err
 	}
 	defer unlock()
-	l, ok := s.layers.Lookup(nameOrID)
-	if !ok {
-		if _, _, ro := s.lookupLayerLocked(nameOrID); ro {
-			return -1, fmt.Errorf("layer %s: %w", nameOrID, ErrStoreIsReadOnly)
-		}
-		return -1, ErrLayerUnknown
+	l, err := s.writableLayerLocked(nameOrID, ErrLayerUnknown)
+	if err != nil {
+		return -1, err
 	}
 	tmp, err := staging.New(filepath.Join(s.layers.Dir(), "tmp"))
 	if err != nil {

@@ -33,6 +33,21 @@ func (s *Store) lookupLayerLocked(nameOrID string) (*layer.Layer, *layer.Store, 
 	return nil, nil, false
 }
 
+// writableLayerLocked resolves nameOrID in the primary store; a layer
+// only a read-only store has is ErrStoreIsReadOnly, no layer at all is
+// unknown.
+//
+// Locking: layer stores held (R or W).
+func (s *Store) writableLayerLocked(nameOrID string, unknown error) (*layer.Layer, error) {
+	if l, ok := s.layers.Lookup(nameOrID); ok {
+		return l, nil
+	}
+	if _, _, ro := s.lookupLayerLocked(nameOrID); ro {
+		return nil, fmt.Errorf("layer %s: %w", nameOrID, ErrStoreIsReadOnly)
+	}
+	return nil, unknown
+}
+
 // layerIDTakenLocked reports whether any layer store has this exact ID.
 //
 // Locking: layer stores held.
