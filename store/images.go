@@ -157,17 +157,26 @@ func (s *Store) Images(ctx context.Context) ([]image.Image, error) {
 		return nil, err
 	}
 	defer unlock()
+	return s.imageSnapshotsLocked((*image.Store).All), nil
+}
+
+// imageSnapshotsLocked copies the records list returns from each image
+// store, read-write first, skipping an ID already taken from an earlier
+// store.
+//
+// Locking: image stores held.
+func (s *Store) imageSnapshotsLocked(list func(*image.Store) []*image.Image) []image.Image {
 	var out []image.Image
 	seen := map[string]bool{}
 	for _, is := range s.allImageStores() {
-		for _, img := range is.All() {
+		for _, img := range list(is) {
 			if !seen[img.ID] {
 				seen[img.ID] = true
 				out = append(out, image.Copy(img))
 			}
 		}
 	}
-	return out, nil
+	return out
 }
 
 // Image returns a snapshot of one image (ID, name or unique prefix).
@@ -195,17 +204,7 @@ func (s *Store) ImagesByDigest(ctx context.Context, d digest.Digest) ([]image.Im
 		return nil, err
 	}
 	defer unlock()
-	var out []image.Image
-	seen := map[string]bool{}
-	for _, is := range s.allImageStores() {
-		for _, img := range is.ByDigest(d) {
-			if !seen[img.ID] {
-				seen[img.ID] = true
-				out = append(out, image.Copy(img))
-			}
-		}
-	}
-	return out, nil
+	return s.imageSnapshotsLocked(func(is *image.Store) []*image.Image { return is.ByDigest(d) }), nil
 }
 
 // ImageSize sums the diff sizes of every layer reachable from the image's
@@ -263,6 +262,19 @@ func (s *Store) ImageSize(ctx context.Context, nameOrID string) (int64, error) {
 
 // ImageDirectory returns (creating) G/<drv>-images/<id>/userdata.
 func (s *Store) ImageDirectory(ctx context.Context, nameOrID string) (string, error) {
+	return s.imageUserdataDir(ctx, nameOrID, func(is *image.Store, id string) string { return is.DataDir(id) })
+}
+
+// ImageRunDirectory returns (creating) R/<drv>-images/<id>/userdata.
+func (s *Store) ImageRunDirectory(ctx context.Context, nameOrID string) (string, error) {
+	return s.imageUserdataDir(ctx, nameOrID, func(_ *image.Store, id string) string {
+		return filepath.Join(s.opts.RunRoot, s.driverName+"-images", id)
+	})
+}
+
+// imageUserdataDir resolves an image and makes the userdata directory
+// under parent(its store, its ID), with the images lock held for reading.
+func (s *Store) imageUserdataDir(ctx context.Context, nameOrID string, parent func(*image.Store, string) string) (string, error) {
 	unlock, err := s.lockStores(ctx, lockSpec{images: modeRead})
 	if err != nil {
 		return "", err
@@ -272,22 +284,7 @@ func (s *Store) ImageDirectory(ctx context.Context, nameOrID string) (string, er
 	if !ok {
 		return "", imageUnknown(nameOrID)
 	}
-	d := filepath.Join(is.DataDir(img.ID), "userdata")
-	return d, os.MkdirAll(d, 0o700)
-}
-
-// ImageRunDirectory returns (creating) R/<drv>-images/<id>/userdata.
-func (s *Store) ImageRunDirectory(ctx context.Context, nameOrID string) (string, error) {
-	unlock, err := s.lockStores(ctx, lockSpec{images: modeRead})
-	if err != nil {
-		return "", err
-	}
-	defer unlock()
-	img, _, ok := s.lookupImageLocked(nameOrID)
-	if !ok {
-		return "", imageUnknown(nameOrID)
-	}
-	d := filepath.Join(s.opts.RunRoot, s.driverName+"-images", img.ID, "userdata")
+	d := filepath.Join(parent(is, img.ID), "userdata")
 	return d, os.MkdirAll(d, 0o700)
 }
 
