@@ -104,7 +104,7 @@ func (s *Store) DeleteLayer(ctx context.Context, nameOrID string) error {
 //
 // Locking: images held for writing.
 func (s *Store) dropMappedLayerLocked(ctx context.Context, id string) error {
-	for _, is := range append(s.allImageStores()[:1], s.extraImages...) {
+	for _, is := range s.rwImageStores() {
 		changed := false
 		for _, img := range is.All() {
 			if slices.Contains(img.MappedTopLayers, id) {

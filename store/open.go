@@ -437,8 +437,7 @@ func (s *Store) allLayerStores() []*layer.Store {
 
 // allImageStores returns the read-write then the read-only image stores.
 func (s *Store) allImageStores() []*image.Store {
-	out := append([]*image.Store{s.images}, s.extraImages...)
-	return append(out, s.roImages...)
+	return append(s.rwImageStores(), s.roImages...)
 }
 
 // newID returns a fresh ID not used by any store of the kinds given.
