@@ -5,11 +5,10 @@ package container
 
 import (
 	"context"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
-
-	"github.com/opencontainers/go-digest"
 
 	"github.com/stowage/stowage/internal/table"
 )
@@ -164,23 +163,8 @@ func Copy(c *Container) Container {
 	out.BigDataNames = slices.Clone(c.BigDataNames)
 	out.UIDMap = slices.Clone(c.UIDMap)
 	out.GIDMap = slices.Clone(c.GIDMap)
-	if c.BigDataSizes != nil {
-		out.BigDataSizes = make(map[string]int64, len(c.BigDataSizes))
-		for k, v := range c.BigDataSizes {
-			out.BigDataSizes[k] = v
-		}
-	}
-	if c.BigDataDigests != nil {
-		out.BigDataDigests = make(map[string]digest.Digest, len(c.BigDataDigests))
-		for k, v := range c.BigDataDigests {
-			out.BigDataDigests[k] = v
-		}
-	}
-	if c.Flags != nil {
-		out.Flags = make(map[string]any, len(c.Flags))
-		for k, v := range c.Flags {
-			out.Flags[k] = v
-		}
-	}
+	out.BigDataSizes = maps.Clone(c.BigDataSizes)
+	out.BigDataDigests = maps.Clone(c.BigDataDigests)
+	out.Flags = maps.Clone(c.Flags)
 	return out
 }

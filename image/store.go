@@ -7,6 +7,7 @@ package image
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -223,23 +224,8 @@ func Copy(img *Image) Image {
 	c.MappedTopLayers = slices.Clone(img.MappedTopLayers)
 	c.BigDataNames = slices.Clone(img.BigDataNames)
 	c.Digests = slices.Clone(img.Digests)
-	if img.BigDataSizes != nil {
-		c.BigDataSizes = make(map[string]int64, len(img.BigDataSizes))
-		for k, v := range img.BigDataSizes {
-			c.BigDataSizes[k] = v
-		}
-	}
-	if img.BigDataDigests != nil {
-		c.BigDataDigests = make(map[string]digest.Digest, len(img.BigDataDigests))
-		for k, v := range img.BigDataDigests {
-			c.BigDataDigests[k] = v
-		}
-	}
-	if img.Flags != nil {
-		c.Flags = make(map[string]any, len(img.Flags))
-		for k, v := range img.Flags {
-			c.Flags[k] = v
-		}
-	}
+	c.BigDataSizes = maps.Clone(img.BigDataSizes)
+	c.BigDataDigests = maps.Clone(img.BigDataDigests)
+	c.Flags = maps.Clone(img.Flags)
 	return c
 }

@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -346,13 +347,4 @@ func Copy(l *Layer) Layer {
 
 // CloneFlags copies a flags map (values are shared; they are JSON scalars
 // or treated as immutable).
-func CloneFlags(f map[string]any) map[string]any {
-	if f == nil {
-		return nil
-	}
-	out := make(map[string]any, len(f))
-	for k, v := range f {
-		out[k] = v
-	}
-	return out
-}
+func CloneFlags(f map[string]any) map[string]any { return maps.Clone(f) }

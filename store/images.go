@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -142,11 +143,7 @@ func copyFlags(f map[string]any) map[string]any {
 	if len(f) == 0 {
 		return nil
 	}
-	out := make(map[string]any, len(f))
-	for k, v := range f {
-		out[k] = v
-	}
-	return out
+	return maps.Clone(f)
 }
 
 // Images returns a snapshot of every image; read-write records shadow
