@@ -53,17 +53,7 @@ func (s *Store) writeImageBigDataLocked(ctx context.Context, is *image.Store, im
 		return err
 	}
 	old := image.Copy(img)
-	if img.BigDataSizes == nil {
-		img.BigDataSizes = map[string]int64{}
-	}
-	if img.BigDataDigests == nil {
-		img.BigDataDigests = map[string]digest.Digest{}
-	}
-	img.BigDataSizes[key] = int64(len(data))
-	img.BigDataDigests[key] = d
-	if !slices.Contains(img.BigDataNames, key) {
-		img.BigDataNames = append(img.BigDataNames, key)
-	}
+	recordBigData(&img.BigDataNames, &img.BigDataSizes, &img.BigDataDigests, key, int64(len(data)), d)
 	if err := is.Update(img); err != nil {
 		*img = old
 		return err
@@ -71,14 +61,36 @@ func (s *Store) writeImageBigDataLocked(ctx context.Context, is *image.Store, im
 	return is.Save(ctx)
 }
 
+// recordBigData notes an item's size and digest in a record's big-data
+// fields (making the maps if nil) and appends a new key to its names.
+func recordBigData(names *[]string, sizes *map[string]int64, digests *map[string]digest.Digest, key string, size int64, d digest.Digest) {
+	if *sizes == nil {
+		*sizes = map[string]int64{}
+	}
+	if *digests == nil {
+		*digests = map[string]digest.Digest{}
+	}
+	(*sizes)[key] = size
+	(*digests)[key] = d
+	if !slices.Contains(*names, key) {
+		*names = append(*names, key)
+	}
+}
+
 func readImageBigData(is *image.Store, img *image.Image, key string) ([]byte, error) {
-	path, err := is.BigDataPath(img.ID, key)
+	return readBigData("image", img.ID, key, is.BigDataPath)
+}
+
+// readBigData reads one item of the kind's record id from the file
+// pathOf names.
+func readBigData(kind, id, key string, pathOf func(id, key string) (string, error)) ([]byte, error) {
+	path, err := pathOf(id, key)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", key, ErrInvalidBigDataName)
 	}
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("locating item named %q for image with ID %q: %w", key, img.ID, unwrapPathErr(err))
+		return nil, fmt.Errorf("locating item named %q for %s with ID %q: %w", key, kind, id, unwrapPathErr(err))
 	}
 	return data, nil
 }
@@ -250,15 +262,7 @@ func (s *Store) ContainerBigData(ctx context.Context, nameOrID, key string) ([]b
 	if !ok {
 		return nil, ErrContainerUnknown
 	}
-	path, err := s.containers.BigDataPath(c.ID, key)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", key, ErrInvalidBigDataName)
-	}
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("locating item named %q for container with ID %q: %w", key, c.ID, unwrapPathErr(err))
-	}
-	return data, nil
+	return readBigData("container", c.ID, key, s.containers.BigDataPath)
 }
 
 // ContainerBigDataSize returns the recorded size of an item.
@@ -306,17 +310,7 @@ func (s *Store) SetContainerBigData(ctx context.Context, nameOrID, key string, d
 	if err := writeBigDataFile(path, data); err != nil {
 		return err
 	}
-	if c.BigDataSizes == nil {
-		c.BigDataSizes = map[string]int64{}
-	}
-	if c.BigDataDigests == nil {
-		c.BigDataDigests = map[string]digest.Digest{}
-	}
-	c.BigDataSizes[key] = int64(len(data))
-	c.BigDataDigests[key] = digest.Canonical.FromBytes(data)
-	if !slices.Contains(c.BigDataNames, key) {
-		c.BigDataNames = append(c.BigDataNames, key)
-	}
+	recordBigData(&c.BigDataNames, &c.BigDataSizes, &c.BigDataDigests, key, int64(len(data)), digest.Canonical.FromBytes(data))
 	s.containers.Update(c)
 	return s.containers.Save(ctx)
 }
