@@ -1,11 +1,9 @@
 package lockfile
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,18 +11,15 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/stowage/stowage/internal/testutil"
 )
 
 // childEnv makes the re-executed test binary act as a lock-holding child:
 // "<mode> <path>", mode one of lock, rlock, trylock, record.
 const childEnv = "STOWAGE_LOCKFILE_TEST_CHILD"
 
-func TestMain(m *testing.M) {
-	if spec := os.Getenv(childEnv); spec != "" {
-		os.Exit(runChild(spec))
-	}
-	os.Exit(m.Run())
-}
+func TestMain(m *testing.M) { testutil.Main(m, childEnv, runChild) }
 
 // runChild prints "waiting", takes the lock, prints "holding" (record also
 // prints the token it wrote), waits for "release" on stdin, unlocks.
@@ -75,9 +70,7 @@ func runChild(spec string) int {
 		return 2
 	}
 	fmt.Println("holding")
-	sc := bufio.NewScanner(os.Stdin)
-	for sc.Scan() && sc.Text() != "release" {
-	}
+	testutil.AwaitRelease()
 	unlock()
 	fmt.Println("released")
 	return 0
@@ -131,9 +124,7 @@ func TestMultiProcessCounter(t *testing.T) {
 	lockPath, counter := filepath.Join(dir, "c.lock"), filepath.Join(dir, "counter")
 	var cmds []*exec.Cmd
 	for range 3 {
-		cmd := exec.Command(os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(), childEnv+"=incr "+lockPath, childEnv+"_COUNTER="+counter)
-		cmd.Stderr = os.Stderr
+		cmd := testutil.Command(childEnv+"=incr "+lockPath, childEnv+"_COUNTER="+counter)
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
@@ -156,90 +147,27 @@ func TestMultiProcessCounter(t *testing.T) {
 	}
 }
 
-// child is a re-executed test binary holding a lock.
-type child struct {
-	cmd   *exec.Cmd
-	stdin io.WriteCloser
-	lines chan string
-}
-
-// startChild starts a child and waits until it reports "waiting".
-func startChild(t *testing.T, mode, path string) *child {
+// startChild starts a lock-holding child and waits until it reports
+// "waiting".
+func startChild(t *testing.T, mode, path string) *testutil.Child {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), childEnv+"="+mode+" "+path)
-	cmd.Stderr = os.Stderr
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	c := &child{cmd: cmd, stdin: stdin, lines: make(chan string, 16)}
-	go func() { // owner: the child's lifetime; ends when its stdout closes
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			c.lines <- sc.Text()
-		}
-		close(c.lines)
-	}()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-	})
-	c.expect(t, "waiting", 10*time.Second)
+	c := testutil.StartChild(t, childEnv+"="+mode+" "+path)
+	c.Expect(t, "waiting", 10*time.Second)
 	return c
 }
 
-// expect waits for a line starting with prefix and returns it.
-func (c *child) expect(t *testing.T, prefix string, timeout time.Duration) string {
+// release lets the child unlock and exit, checking it says so.
+func release(t *testing.T, c *testutil.Child) {
 	t.Helper()
-	deadline := time.After(timeout)
-	for {
-		select {
-		case l, ok := <-c.lines:
-			if !ok {
-				t.Fatalf("child exited before printing %q", prefix)
-			}
-			if strings.HasPrefix(l, prefix) {
-				return l
-			}
-		case <-deadline:
-			t.Fatalf("child did not print %q within %v", prefix, timeout)
-		}
-	}
-}
-
-// notYet asserts the child prints nothing (does not get the lock) for d.
-func (c *child) notYet(t *testing.T, d time.Duration) {
-	t.Helper()
-	select {
-	case l := <-c.lines:
-		t.Fatalf("child printed %q while it should be blocked", l)
-	case <-time.After(d):
-	}
-}
-
-func (c *child) release(t *testing.T) {
-	t.Helper()
-	if _, err := io.WriteString(c.stdin, "release\n"); err != nil {
-		t.Fatal(err)
-	}
-	c.expect(t, "released", 10*time.Second)
-	if err := c.cmd.Wait(); err != nil {
-		t.Fatalf("child: %v", err)
-	}
+	c.Send(t, "release")
+	c.Expect(t, "released", 10*time.Second)
+	c.Wait(t)
 }
 
 func TestMultiProcessWriterWaits(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "layers.lock")
 	c := startChild(t, "lock", path)
-	c.expect(t, "holding", 10*time.Second)
+	c.Expect(t, "holding", 10*time.Second)
 	f, err := Get(path)
 	if err != nil {
 		t.Fatal(err)
@@ -260,7 +188,7 @@ func TestMultiProcessWriterWaits(t *testing.T) {
 		t.Fatalf("Lock returned (%v) while the child holds it", err)
 	case <-time.After(200 * time.Millisecond):
 	}
-	c.release(t)
+	release(t, c)
 	select {
 	case err := <-got:
 		if err != nil {
@@ -271,16 +199,16 @@ func TestMultiProcessWriterWaits(t *testing.T) {
 	}
 	// Now the child must wait for us.
 	c2 := startChild(t, "rlock", path)
-	c2.notYet(t, 200*time.Millisecond)
+	c2.NotYet(t, 200*time.Millisecond)
 	f.Unlock()
-	c2.expect(t, "holding", 5*time.Second)
-	c2.release(t)
+	c2.Expect(t, "holding", 5*time.Second)
+	release(t, c2)
 }
 
 func TestMultiProcessReadersShare(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "images.lock")
 	c := startChild(t, "rlock", path)
-	c.expect(t, "holding", 10*time.Second)
+	c.Expect(t, "holding", 10*time.Second)
 	f, err := Get(path)
 	if err != nil {
 		t.Fatal(err)
@@ -292,20 +220,20 @@ func TestMultiProcessReadersShare(t *testing.T) {
 	}
 	// A second child reader shares too, while a writer child waits.
 	c2 := startChild(t, "rlock", path)
-	c2.expect(t, "holding", 5*time.Second)
+	c2.Expect(t, "holding", 5*time.Second)
 	w := startChild(t, "lock", path)
-	w.notYet(t, 200*time.Millisecond)
+	w.NotYet(t, 200*time.Millisecond)
 	f.Unlock()
-	c.release(t)
-	w.notYet(t, 100*time.Millisecond)
-	c2.release(t)
-	w.expect(t, "holding", 5*time.Second)
+	release(t, c)
+	w.NotYet(t, 100*time.Millisecond)
+	release(t, c2)
+	w.Expect(t, "holding", 5*time.Second)
 	short, cancel2 := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel2()
 	if err := f.RLock(short); err == nil {
 		t.Fatal("RLock succeeded while a child holds the write lock")
 	}
-	w.release(t)
+	release(t, w)
 }
 
 func TestMultiProcessTokenChange(t *testing.T) {
@@ -324,9 +252,9 @@ func TestMultiProcessTokenChange(t *testing.T) {
 		t.Fatalf("initial token %v, %v; want zero", seen, err)
 	}
 	c := startChild(t, "record", path)
-	tokLine := c.expect(t, "token ", 10*time.Second)
-	c.expect(t, "holding", 5*time.Second)
-	c.release(t)
+	tokLine := c.Expect(t, "token ", 10*time.Second)
+	c.Expect(t, "holding", 5*time.Second)
+	release(t, c)
 	if err := f.RLock(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -346,13 +274,12 @@ func TestMultiProcessTokenChange(t *testing.T) {
 func TestMultiProcessTryLock(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "lock-42")
 	c := startChild(t, "trylock", path)
-	c.expect(t, "holding", 10*time.Second)
+	c.Expect(t, "holding", 10*time.Second)
 	if _, err := TryLock(path); !errors.Is(err, ErrLocked) {
 		t.Fatalf("TryLock held by child: %v, want ErrLocked", err)
 	}
 	// A killed owner's lock is free at once.
-	_ = c.cmd.Process.Kill()
-	_ = c.cmd.Wait()
+	c.Kill()
 	h, err := TryLock(path)
 	if err != nil {
 		t.Fatalf("TryLock after owner died: %v", err)

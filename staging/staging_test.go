@@ -1,27 +1,21 @@
 package staging
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
-	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/stowage/stowage/internal/testutil"
 )
 
 const childEnv = "STOWAGE_STAGING_TEST_CHILD"
 
-func TestMain(m *testing.M) {
-	if root := os.Getenv(childEnv); root != "" {
-		os.Exit(runChild(root))
-	}
-	os.Exit(m.Run())
-}
+func TestMain(m *testing.M) { testutil.Main(m, childEnv, runChild) }
 
 // runChild creates a temp dir with an addition in it, prints "holding
 // <path>", and waits for "release" on stdin before cleaning up.
@@ -36,9 +30,7 @@ func runChild(root string) int {
 		return 1
 	}
 	fmt.Println("holding", d.Path())
-	sc := bufio.NewScanner(os.Stdin)
-	for sc.Scan() && sc.Text() != "release" {
-	}
+	testutil.AwaitRelease()
 	if err := d.Cleanup(); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -211,47 +203,21 @@ func TestNewErrors(t *testing.T) {
 
 // child is a re-executed test binary holding a temp dir.
 type child struct {
-	cmd   *exec.Cmd
-	stdin io.WriteCloser
-	path  string
+	*testutil.Child
+	path string
 }
 
+// startChild starts a child and waits for its first line, which must be
+// "holding <temp dir>".
 func startChild(t *testing.T, root string) *child {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), childEnv+"="+root)
-	cmd.Stderr = os.Stderr
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
+	c := testutil.StartChild(t, childEnv+"="+root)
+	l := c.Next(t, 10*time.Second)
+	p, ok := strings.CutPrefix(l, "holding ")
+	if !ok {
+		t.Fatalf("child said %q", l)
 	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	line := make(chan string, 1)
-	go func() { // owner: the child; ends when its stdout closes
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			line <- sc.Text()
-		}
-		close(line)
-	}()
-	select {
-	case l := <-line:
-		p, ok := strings.CutPrefix(l, "holding ")
-		if !ok {
-			t.Fatalf("child said %q", l)
-		}
-		return &child{cmd: cmd, stdin: stdin, path: p}
-	case <-time.After(10 * time.Second):
-		t.Fatal("child did not report holding")
-	}
-	return nil
+	return &child{Child: c, path: p}
 }
 
 func TestRecoverStaleAcrossProcesses(t *testing.T) {
@@ -266,8 +232,7 @@ func TestRecoverStaleAcrossProcesses(t *testing.T) {
 			t.Fatalf("RecoverStale touched a live process's temp dir: %v", err)
 		}
 	}
-	_ = doomed.cmd.Process.Kill()
-	_ = doomed.cmd.Wait()
+	doomed.Kill()
 	if err := RecoverStale(root); err != nil {
 		t.Fatal(err)
 	}
@@ -280,12 +245,8 @@ func TestRecoverStaleAcrossProcesses(t *testing.T) {
 	if got := names(t, root); len(got) != 2 {
 		t.Errorf("root holds %v, want only the live child's pair", got)
 	}
-	if _, err := io.WriteString(live.stdin, "release\n"); err != nil {
-		t.Fatal(err)
-	}
-	if err := live.cmd.Wait(); err != nil {
-		t.Fatalf("live child: %v", err)
-	}
+	live.Send(t, "release")
+	live.Wait(t)
 	if got := names(t, root); len(got) != 0 {
 		t.Errorf("root holds %v after the live child cleaned up", got)
 	}
