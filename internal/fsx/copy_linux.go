@@ -242,37 +242,33 @@ func (c *copier) copyXattrs(dst, src string) error {
 
 // copyXattrNames lists path's xattr names (not following symlinks).
 func copyXattrNames(path string) ([]string, error) {
-	buf := make([]byte, 256)
-	for {
-		n, err := unix.Llistxattr(path, buf)
-		if errors.Is(err, unix.ERANGE) {
-			size, err := unix.Llistxattr(path, nil)
-			if err != nil {
-				return nil, err
-			}
-			buf = make([]byte, size+64)
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		var names []string
-		for _, b := range bytes.Split(buf[:n], []byte{0}) {
-			if len(b) > 0 {
-				names = append(names, string(b))
-			}
-		}
-		return names, nil
+	buf, err := xattrCall(256, func(b []byte) (int, error) { return unix.Llistxattr(path, b) })
+	if err != nil {
+		return nil, err
 	}
+	var names []string
+	for _, b := range bytes.Split(buf, []byte{0}) {
+		if len(b) > 0 {
+			names = append(names, string(b))
+		}
+	}
+	return names, nil
 }
 
 // copyXattrValue reads one xattr of path (not following symlinks).
 func copyXattrValue(path, name string) ([]byte, error) {
-	buf := make([]byte, 128)
+	return xattrCall(128, func(b []byte) (int, error) { return unix.Lgetxattr(path, name, b) })
+}
+
+// xattrCall runs an xattr list/get call into a buffer of size bytes,
+// and on ERANGE (the value grew) asks the size (call with nil) and
+// retries with a buffer 64 bytes larger.
+func xattrCall(size int, call func([]byte) (int, error)) ([]byte, error) {
+	buf := make([]byte, size)
 	for {
-		n, err := unix.Lgetxattr(path, name, buf)
+		n, err := call(buf)
 		if errors.Is(err, unix.ERANGE) {
-			size, err := unix.Lgetxattr(path, name, nil)
+			size, err := call(nil)
 			if err != nil {
 				return nil, err
 			}
