@@ -6,7 +6,6 @@ import (
 	"errors"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -19,6 +18,7 @@ import (
 	"github.com/stowage/stowage/driver"
 	"github.com/stowage/stowage/driver/drivertest"
 	"github.com/stowage/stowage/internal/idmap"
+	"github.com/stowage/stowage/internal/testutil"
 )
 
 var bg = context.Background()
@@ -185,43 +185,8 @@ func TestImageStoreLookup(t *testing.T) {
 	}
 }
 
-// xfsReflinkMount loop-mounts a fresh XFS with reflink=1, or skips.
-func xfsReflinkMount(t *testing.T) string {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("reflink test needs root to loop-mount xfs")
-	}
-	mkfs, err := exec.LookPath("mkfs.xfs")
-	if err != nil {
-		t.Skip("reflink test needs mkfs.xfs (apt-get install xfsprogs)")
-	}
-	dir := t.TempDir()
-	img, mnt := filepath.Join(dir, "xfs.img"), filepath.Join(dir, "mnt")
-	if err := os.Mkdir(mnt, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(img, nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Truncate(img, 512<<20); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := exec.Command(mkfs, "-q", "-m", "reflink=1", img).CombinedOutput(); err != nil {
-		t.Skipf("mkfs.xfs -m reflink=1 failed: %v: %s", err, out)
-	}
-	if out, err := exec.Command("mount", "-o", "loop", img, mnt).CombinedOutput(); err != nil {
-		t.Skipf("cannot loop-mount xfs: %v: %s", err, out)
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("umount", mnt).CombinedOutput(); err != nil {
-			t.Errorf("umount %s: %v: %s", mnt, err, out)
-		}
-	})
-	return mnt
-}
-
 func TestCreateReflinksOnXFS(t *testing.T) {
-	mnt := xfsReflinkMount(t)
+	mnt := testutil.XFSReflinkMount(t)
 	d := newAt(t, driver.Options{Root: filepath.Join(mnt, "vfs")})
 	if err := d.Create(bg, "base", "", driver.CreateOptions{}); err != nil {
 		t.Fatal(err)
@@ -362,7 +327,7 @@ func TestSplitImageStore(t *testing.T) {
 // TestConformanceOnXFS runs the suite where CopyTree reflinks (each
 // subtest in a fresh directory of one xfs reflink=1 loop mount).
 func TestConformanceOnXFS(t *testing.T) {
-	mnt := xfsReflinkMount(t)
+	mnt := testutil.XFSReflinkMount(t)
 	n := 0
 	drivertest.Run(t, func(t *testing.T) driver.Driver {
 		n++

@@ -7,13 +7,14 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/stowage/stowage/internal/testutil"
 )
 
 // entryInfo is the comparable metadata of one tree entry.
@@ -283,44 +284,6 @@ func mkPair(t *testing.T, dir, content string) (src, dst *os.File) {
 	return src, dst
 }
 
-// xfsReflinkMount loop-mounts a fresh XFS with reflink=1 and returns its
-// mount point; it skips the test when that is impossible.
-func xfsReflinkMount(t *testing.T) string {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("reflink test needs root to loop-mount xfs")
-	}
-	mkfs, err := exec.LookPath("mkfs.xfs")
-	if err != nil {
-		t.Skip("reflink test needs mkfs.xfs (apt-get install xfsprogs)")
-	}
-	dir := t.TempDir()
-	img, mnt := filepath.Join(dir, "xfs.img"), filepath.Join(dir, "mnt")
-	if err := os.Mkdir(mnt, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	f, err := os.Create(img)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Truncate(512 << 20); err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
-	if out, err := exec.Command(mkfs, "-q", "-m", "reflink=1", img).CombinedOutput(); err != nil {
-		t.Skipf("mkfs.xfs -m reflink=1 failed: %v: %s", err, out)
-	}
-	if out, err := exec.Command("mount", "-o", "loop", img, mnt).CombinedOutput(); err != nil {
-		t.Skipf("cannot loop-mount xfs: %v: %s", err, out)
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("umount", mnt).CombinedOutput(); err != nil {
-			t.Errorf("umount %s: %v: %s", mnt, err, out)
-		}
-	})
-	return mnt
-}
-
 func freeBytes(t *testing.T, dir string) int64 {
 	t.Helper()
 	unix.Sync()
@@ -332,7 +295,7 @@ func freeBytes(t *testing.T, dir string) int64 {
 }
 
 func TestReflinkXFS(t *testing.T) {
-	mnt := xfsReflinkMount(t)
+	mnt := testutil.XFSReflinkMount(t)
 	src, dst := mkPair(t, mnt, "reflinked content")
 	if err := Reflink(dst, src); err != nil {
 		t.Fatalf("reflink on xfs reflink=1: %v", err)
