@@ -213,6 +213,11 @@ func (t *Table[R]) LockWrite(ctx context.Context) (func(), error) {
 	return unlock, nil
 }
 
+// needsRepairLocked reports whether the loaded records must be repaired
+// or saved before use.
+//
+// Locking: t.lock held and t.mu held, or t.lock held for writing (no
+// reader of this process can reload meanwhile).
 func (t *Table[R]) needsRepairLocked() bool {
 	return t.needSave || (t.opts.NeedsRepair != nil && t.opts.NeedsRepair(t.recs))
 }
@@ -298,6 +303,8 @@ func (t *Table[R]) loadLocked() error {
 
 // indexNamesLocked builds the name index; a name held by several records
 // stays with the last one (upstream's rule) and the table must be saved.
+//
+// Locking: t.lock held; t.mu held.
 func (t *Table[R]) indexNamesLocked() error {
 	if t.opts.Names == nil {
 		return nil
