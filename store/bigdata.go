@@ -13,7 +13,6 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
-	"github.com/stowage/stowage/container"
 	"github.com/stowage/stowage/image"
 	"github.com/stowage/stowage/internal/fsx"
 )
@@ -238,13 +237,9 @@ func (s *Store) copyImageBigDataLocked(ctx context.Context, from *image.Store, i
 
 // Container big data.
 
-func (s *Store) containerSnapshot(ctx context.Context, nameOrID string) (*container.Container, error) {
-	return s.Container(ctx, nameOrID)
-}
-
 // ListContainerBigData returns the container's keys in insertion order.
 func (s *Store) ListContainerBigData(ctx context.Context, nameOrID string) ([]string, error) {
-	c, err := s.containerSnapshot(ctx, nameOrID)
+	c, err := s.Container(ctx, nameOrID)
 	if err != nil {
 		return nil, err
 	}
@@ -267,7 +262,7 @@ func (s *Store) ContainerBigData(ctx context.Context, nameOrID, key string) ([]b
 
 // ContainerBigDataSize returns the recorded size of an item.
 func (s *Store) ContainerBigDataSize(ctx context.Context, nameOrID, key string) (int64, error) {
-	c, err := s.containerSnapshot(ctx, nameOrID)
+	c, err := s.Container(ctx, nameOrID)
 	if err != nil {
 		return -1, err
 	}
@@ -279,7 +274,7 @@ func (s *Store) ContainerBigDataSize(ctx context.Context, nameOrID, key string) 
 
 // ContainerBigDataDigest returns the recorded digest of an item.
 func (s *Store) ContainerBigDataDigest(ctx context.Context, nameOrID, key string) (digest.Digest, error) {
-	c, err := s.containerSnapshot(ctx, nameOrID)
+	c, err := s.Container(ctx, nameOrID)
 	if err != nil {
 		return "", err
 	}
