@@ -40,12 +40,7 @@ func (s *Store) mountTargetLocked(nameOrID string) (*layer.Layer, []idmap.IDMap,
 // Mount mounts a layer or a container's layer and returns its path,
 // counting mounts in mountpoints.json (vfs: the count keeps increasing).
 func (s *Store) Mount(ctx context.Context, nameOrID string, opts MountOptions) (string, error) {
-	gunlock, err := s.lockGraphWrite(ctx)
-	if err != nil {
-		return "", err
-	}
-	defer gunlock()
-	unlock, err := s.lockStores(ctx, lockSpec{graphHeld: true, layers: modeWrite, containers: modeRead})
+	unlock, err := s.lockStores(ctx, lockSpec{graphWrite: true, layers: modeWrite, containers: modeRead})
 	if err != nil {
 		return "", err
 	}
@@ -99,12 +94,7 @@ func (s *Store) MountImage(ctx context.Context, nameOrID string, opts MountOptio
 	if !slices.Contains(opts.Options, "ro") {
 		opts.Options = append(slices.Clone(opts.Options), "ro")
 	}
-	gunlock, err := s.lockGraphWrite(ctx)
-	if err != nil {
-		return "", err
-	}
-	defer gunlock()
-	unlock, err := s.lockStores(ctx, lockSpec{graphHeld: true, layers: modeWrite})
+	unlock, err := s.lockStores(ctx, lockSpec{graphWrite: true, layers: modeWrite})
 	if err != nil {
 		return "", err
 	}
@@ -123,12 +113,7 @@ func (s *Store) MountImage(ctx context.Context, nameOrID string, opts MountOptio
 // Unmount undoes one Mount (force: all of them) and returns whether the
 // layer is still mounted afterwards.
 func (s *Store) Unmount(ctx context.Context, nameOrID string, force bool) (bool, error) {
-	gunlock, err := s.lockGraphWrite(ctx)
-	if err != nil {
-		return false, err
-	}
-	defer gunlock()
-	unlock, err := s.lockStores(ctx, lockSpec{graphHeld: true, layers: modeWrite, containers: modeRead})
+	unlock, err := s.lockStores(ctx, lockSpec{graphWrite: true, layers: modeWrite, containers: modeRead})
 	if err != nil {
 		return false, err
 	}
@@ -167,12 +152,7 @@ func (s *Store) UnmountImage(ctx context.Context, nameOrID string, force bool) (
 	if err != nil {
 		return false, err
 	}
-	gunlock, err := s.lockGraphWrite(ctx)
-	if err != nil {
-		return false, err
-	}
-	defer gunlock()
-	unlock, err := s.lockStores(ctx, lockSpec{graphHeld: true, layers: modeWrite})
+	unlock, err := s.lockStores(ctx, lockSpec{graphWrite: true, layers: modeWrite})
 	if err != nil {
 		return false, err
 	}

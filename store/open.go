@@ -351,22 +351,30 @@ const (
 
 // lockSpec says which tables an operation locks and how. Read-only
 // stores are always read-locked when their kind is locked at all.
-// Locking layers first checks storage.lock's token (refreshing the
-// driver object) unless graphHeld says the caller holds storage.lock.
+// graphWrite first takes storage.lock for writing (mounts, Shutdown);
+// else locking layers first checks storage.lock's token. Either way the
+// driver object is refreshed if another process re-initialized it.
 type lockSpec struct {
 	layers, images, containers lockMode
-	graphHeld                  bool
+	graphWrite                 bool
 }
 
-// lockStores takes the tables' locks in the order of doc.go and returns a
-// function that releases them in reverse.
+// lockStores takes the locks in the order of doc.go (storage.lock, if
+// graphWrite, before the tables) and returns a function that releases
+// them in reverse.
 func (s *Store) lockStores(ctx context.Context, spec lockSpec) (func(), error) {
-	if spec.layers != modeNone && !spec.graphHeld {
+	var unlocks []func()
+	if spec.graphWrite {
+		gunlock, err := s.lockGraphWrite(ctx)
+		if err != nil {
+			return nil, err
+		}
+		unlocks = append(unlocks, gunlock)
+	} else if spec.layers != modeNone {
 		if err := s.checkDriver(ctx); err != nil {
 			return nil, err
 		}
 	}
-	var unlocks []func()
 	release := func() {
 		for i := len(unlocks) - 1; i >= 0; i-- {
 			unlocks[i]()

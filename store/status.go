@@ -26,12 +26,7 @@ func (s *Store) Status(ctx context.Context) ([][2]string, error) {
 // when nothing was mounted does it record a storage.lock token and call
 // the driver's Cleanup.
 func (s *Store) Shutdown(ctx context.Context, force bool) ([]string, error) {
-	gunlock, err := s.lockGraphWrite(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer gunlock()
-	unlock, err := s.lockStores(ctx, lockSpec{graphHeld: true, layers: modeWrite})
+	unlock, err := s.lockStores(ctx, lockSpec{graphWrite: true, layers: modeWrite})
 	if err != nil {
 		return nil, err
 	}
