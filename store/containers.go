@@ -103,7 +103,7 @@ func (s *Store) addContainerLocked(ctx context.Context, rec *container.Container
 	}
 	err := s.containers.Save(ctx)
 	if err == nil {
-		err = os.MkdirAll(filepath.Join(s.containers.DataDir(rec.ID), "userdata"), 0o700)
+		err = os.MkdirAll(s.containerDataDir(rec.ID), 0o700)
 	}
 	if err == nil {
 		err = os.MkdirAll(s.containerRunDir(rec.ID), 0o700)
@@ -115,6 +115,12 @@ func (s *Store) addContainerLocked(ctx context.Context, rec *container.Container
 	return nil
 }
 
+// containerDataDir is G/<drv>-containers/<id>/userdata.
+func (s *Store) containerDataDir(id string) string {
+	return filepath.Join(s.containers.DataDir(id), "userdata")
+}
+
+// containerRunDir is R/<drv>-containers/<id>/userdata.
 func (s *Store) containerRunDir(id string) string {
 	return filepath.Join(s.opts.RunRoot, s.driverName+"-containers", id, "userdata")
 }
@@ -171,7 +177,7 @@ func (s *Store) ContainerSize(ctx context.Context, nameOrID string) (int64, erro
 	for _, n := range c.BigDataSizes {
 		size += n
 	}
-	for _, d := range []string{filepath.Join(s.containers.DataDir(c.ID), "userdata"), s.containerRunDir(c.ID)} {
+	for _, d := range []string{s.containerDataDir(c.ID), s.containerRunDir(c.ID)} {
 		n, err := diskUsage(d)
 		if err != nil {
 			return -1, err
@@ -204,7 +210,7 @@ func (s *Store) ContainerDirectory(ctx context.Context, nameOrID string) (string
 	if err != nil {
 		return "", err
 	}
-	d := filepath.Join(s.containers.DataDir(c.ID), "userdata")
+	d := s.containerDataDir(c.ID)
 	return d, os.MkdirAll(d, 0o700)
 }
 
