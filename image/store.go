@@ -209,11 +209,7 @@ func (s *Store) DataDir(id string) string { return filepath.Join(s.opts.Dir, id)
 
 // BigDataPath returns the file of one big-data key.
 func (s *Store) BigDataPath(id, key string) (string, error) {
-	name, err := table.BigDataFileName(key)
-	if err != nil {
-		return "", err
-	}
-	return filepath.Join(s.DataDir(id), name), nil
+	return table.BigDataPath(s.DataDir(id), key)
 }
 
 // Copy returns a deep copy of a record.

@@ -325,11 +325,7 @@ func (s *Store) BigDataDir(id string) string { return filepath.Join(s.opts.Dir, 
 
 // BigDataPath returns the file of one big-data key.
 func (s *Store) BigDataPath(id, key string) (string, error) {
-	name, err := table.BigDataFileName(key)
-	if err != nil {
-		return "", err
-	}
-	return filepath.Join(s.BigDataDir(id), name), nil
+	return table.BigDataPath(s.BigDataDir(id), key)
 }
 
 // Copy returns a deep copy of a record (the caller's snapshot).

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strings"
 )
 
@@ -27,6 +28,16 @@ func BigDataFileName(key string) (string, error) {
 		return key, nil
 	}
 	return "=" + base64.StdEncoding.EncodeToString([]byte(key)), nil
+}
+
+// BigDataPath returns the file of one big-data key in a record's
+// directory dir.
+func BigDataPath(dir, key string) (string, error) {
+	name, err := BigDataFileName(key)
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(dir, name), nil
 }
 
 // NewID returns 32 random bytes as 64 lowercase hex digits, retrying when

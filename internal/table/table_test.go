@@ -155,6 +155,15 @@ func TestBigDataFileName(t *testing.T) {
 	}
 }
 
+func TestBigDataPath(t *testing.T) {
+	if got, err := BigDataPath("/g/vfs-images/abc", "manifest-sha256:abcd"); err != nil || got != "/g/vfs-images/abc/=bWFuaWZlc3Qtc2hhMjU2OmFiY2Q=" {
+		t.Errorf("BigDataPath: %q %v", got, err)
+	}
+	if _, err := BigDataPath("/g/vfs-images/abc", ""); !errors.Is(err, ErrInvalidBigDataName) {
+		t.Errorf("empty key: %v", err)
+	}
+}
+
 func TestNewID(t *testing.T) {
 	id, err := NewID(nil)
 	if err != nil || len(id) != 64 || strings.Trim(id, "0123456789abcdef") != "" {
