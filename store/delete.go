@@ -133,14 +133,7 @@ func (s *Store) DeleteImage(ctx context.Context, nameOrID string, commit bool) (
 		return nil, err
 	}
 	defer unlock()
-	img, ok := s.images.Lookup(nameOrID)
-	if !ok {
-		for _, is := range s.extraImages {
-			if img, ok = is.Lookup(nameOrID); ok {
-				break
-			}
-		}
-	}
+	img, _, ok := s.lookupRWImageLocked(nameOrID)
 	if !ok {
 		return nil, ErrNotAnImage
 	}
@@ -166,7 +159,7 @@ func (s *Store) DeleteImage(ctx context.Context, nameOrID string, commit bool) (
 			return nil, err
 		}
 	}
-	_ = os.RemoveAll(filepath.Join(s.opts.RunRoot, s.driverName+"-images", id))
+	_ = os.RemoveAll(s.imageRunDir(id))
 	var removed []string
 	for _, lid := range removing {
 		if err := s.deleteLayerFilesLocked(ctx, lid); err != nil {
@@ -244,15 +237,12 @@ func (s *Store) Delete(ctx context.Context, nameOrID string) error {
 	if c, ok := s.containers.Lookup(nameOrID); ok {
 		return s.deleteContainerLocked(ctx, c.ID, c.LayerID)
 	}
-	for _, is := range s.rwImageStores() {
-		if img, ok := is.Lookup(nameOrID); ok {
-			id := img.ID
-			is.Remove(id)
-			if err := is.Save(ctx); err != nil {
-				return err
-			}
-			return fsx.RemoveAll(is.DataDir(id))
+	if img, is, ok := s.lookupRWImageLocked(nameOrID); ok {
+		is.Remove(img.ID)
+		if err := is.Save(ctx); err != nil {
+			return err
 		}
+		return fsx.RemoveAll(is.DataDir(img.ID))
 	}
 	if l, ok := s.layers.Lookup(nameOrID); ok {
 		return s.deleteLayerFilesLocked(ctx, l.ID)

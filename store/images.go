@@ -127,6 +127,19 @@ func (s *Store) fillNewImageLocked(ctx context.Context, rec *image.Image, from *
 	return nil
 }
 
+// lookupRWImageLocked resolves nameOrID in the read-write image stores
+// only (the primary first).
+//
+// Locking: image stores held.
+func (s *Store) lookupRWImageLocked(nameOrID string) (*image.Image, *image.Store, bool) {
+	for _, is := range s.rwImageStores() {
+		if img, ok := is.Lookup(nameOrID); ok {
+			return img, is, true
+		}
+	}
+	return nil, nil, false
+}
+
 // lookupImageByIDLocked finds an exact image ID in any image store.
 //
 // Locking: image stores held.
@@ -264,9 +277,12 @@ func (s *Store) ImageDirectory(ctx context.Context, nameOrID string) (string, er
 
 // ImageRunDirectory returns (creating) R/<drv>-images/<id>/userdata.
 func (s *Store) ImageRunDirectory(ctx context.Context, nameOrID string) (string, error) {
-	return s.imageUserdataDir(ctx, nameOrID, func(_ *image.Store, id string) string {
-		return filepath.Join(s.opts.RunRoot, s.driverName+"-images", id)
-	})
+	return s.imageUserdataDir(ctx, nameOrID, func(_ *image.Store, id string) string { return s.imageRunDir(id) })
+}
+
+// imageRunDir is R/<drv>-images/<id>.
+func (s *Store) imageRunDir(id string) string {
+	return filepath.Join(s.opts.RunRoot, s.driverName+"-images", id)
 }
 
 // imageUserdataDir resolves an image and makes the userdata directory
