@@ -10,28 +10,8 @@ import (
 	"time"
 
 	"github.com/stowage/stowage/container"
-	"github.com/stowage/stowage/internal/idmap"
 	"github.com/stowage/stowage/internal/table"
 )
-
-// containerMaps picks a container's mappings: host, explicit, or the
-// store default.
-func (s *Store) containerMaps(m IDMappingOptions) (uid, gid []idmap.IDMap) {
-	uid, gid = slices.Clone(s.opts.UIDMap), slices.Clone(s.opts.GIDMap)
-	if len(m.UIDMap) > 0 {
-		uid = slices.Clone(m.UIDMap)
-	}
-	if len(m.GIDMap) > 0 {
-		gid = slices.Clone(m.GIDMap)
-	}
-	if m.HostUIDMapping {
-		uid = nil
-	}
-	if m.HostGIDMapping {
-		gid = nil
-	}
-	return uid, gid
-}
 
 // CreateContainer creates a container from an image (or none): its
 // read-write layer on the image's top layer, its record, and its data
@@ -65,7 +45,7 @@ func (s *Store) CreateContainer(ctx context.Context, opts ContainerOptions) (*co
 			return nil, fmt.Errorf("the container name %q is already in use by %s: %w", n, holder.ID, ErrDuplicateName)
 		}
 	}
-	uid, gid := s.containerMaps(opts.IDMapping)
+	uid, gid := s.defaultMaps(opts.IDMapping, nil)
 	volatile := opts.Volatile || s.opts.TransientStore
 	l, err := s.createLayerLocked(ctx, LayerOptions{
 		Parent:     top,
