@@ -150,21 +150,8 @@ func (s *Store) loaded(recs []*Layer) error {
 	s.byTOC = map[digest.Digest][]string{}
 	for _, l := range recs {
 		l.ReadOnly = s.opts.ReadOnly
-		l.Volatile = false
-		if l.CompressedDigest != "" {
-			s.byCompressed[l.CompressedDigest] = append(s.byCompressed[l.CompressedDigest], l.ID)
-		}
-		if l.UncompressedDigest != "" {
-			s.byUncompressed[l.UncompressedDigest] = append(s.byUncompressed[l.UncompressedDigest], l.ID)
-		}
-		if l.TOCDigest != "" {
-			s.byTOC[l.TOCDigest] = append(s.byTOC[l.TOCDigest], l.ID)
-		}
-	}
-	for _, l := range recs {
-		if s.t != nil && s.t.Location(l.ID) == LocVolatile {
-			l.Volatile = true
-		}
+		l.Volatile = s.t != nil && s.t.Location(l.ID) == LocVolatile
+		s.index(l)
 	}
 	return nil
 }
@@ -251,6 +238,7 @@ func (s *Store) Add(l *Layer, loc int) error {
 	return nil
 }
 
+// index adds the layer to the digest indexes it is not in yet.
 func (s *Store) index(l *Layer) {
 	if l.CompressedDigest != "" && !slices.Contains(s.byCompressed[l.CompressedDigest], l.ID) {
 		s.byCompressed[l.CompressedDigest] = append(s.byCompressed[l.CompressedDigest], l.ID)
@@ -290,7 +278,7 @@ func (s *Store) SetNames(id string, names []string) error {
 	return err
 }
 
-// ByDigest returns the IDs of layers whose compressed, uncompressed or TOC
+// ByDigest returns the IDs of layers whose uncompressed, TOC or compressed
 // digest is d, in that order of preference. Locking: layers.lock held.
 func (s *Store) ByDigest(d digest.Digest) []string {
 	var out []string
