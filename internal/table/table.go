@@ -439,29 +439,39 @@ func (t *Table[R]) Location(id string) int { return t.loc[id] }
 func (t *Table[R]) Add(r *R, loc int) error {
 	t.lock.AssertWriter()
 	id := t.opts.ID(r)
-	if err := ValidID(id); err != nil {
+	if err := ValidID(id); err != nil { // CheckNew lets "" pass
 		return err
 	}
-	if _, dup := t.byID[id]; dup {
-		return fmt.Errorf("%s: %w", id, ErrDuplicateID)
-	}
-	if t.opts.Names != nil {
-		for _, n := range *t.opts.Names(r) {
-			if _, taken := t.byName[n]; taken {
-				return fmt.Errorf("%s: %w", n, ErrDuplicateName)
-			}
-		}
+	if err := t.CheckNew(id, t.names(r)); err != nil {
+		return err
 	}
 	t.recs = append(t.recs, r)
 	t.byID[id] = r
 	t.loc[id] = loc
-	if t.opts.Names != nil {
-		for _, n := range *t.opts.Names(r) {
-			t.byName[n] = r
-		}
+	for _, n := range t.names(r) {
+		t.byName[n] = r
 	}
 	t.dirty[loc] = true
 	return nil
+}
+
+// names returns r's names (none in a table without names).
+func (t *Table[R]) names(r *R) []string {
+	if t.opts.Names == nil {
+		return nil
+	}
+	return *t.opts.Names(r)
+}
+
+// unindexNames drops the name-index entries that point at r.
+//
+// Locking: write lock held.
+func (t *Table[R]) unindexNames(r *R) {
+	for _, n := range t.names(r) {
+		if t.byName[n] == r {
+			delete(t.byName, n)
+		}
+	}
 }
 
 // CheckNew reports whether a record with this ID and names could be added.
@@ -494,13 +504,7 @@ func (t *Table[R]) Remove(id string) {
 		return
 	}
 	t.recs = slices.DeleteFunc(t.recs, func(x *R) bool { return x == r })
-	if t.opts.Names != nil {
-		for _, n := range *t.opts.Names(r) {
-			if t.byName[n] == r {
-				delete(t.byName, n)
-			}
-		}
-	}
+	t.unindexNames(r)
 	t.dirty[t.loc[id]] = true
 	delete(t.byID, id)
 	delete(t.loc, id)
@@ -546,11 +550,7 @@ func (t *Table[R]) SetNames(id string, names []string) ([]string, error) {
 			losers = append(losers, pid)
 		}
 	}
-	for _, n := range *t.opts.Names(r) {
-		if t.byName[n] == r {
-			delete(t.byName, n)
-		}
-	}
+	t.unindexNames(r)
 	*t.opts.Names(r) = names
 	for _, n := range names {
 		t.byName[n] = r
