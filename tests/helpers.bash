@@ -207,3 +207,42 @@ bigdata_filename() {
 		printf '=%s\n' "$(printf '%s' "$1" | base64 -w0)"
 	fi
 }
+
+# require_overlay: skip unless overlay tests can run here: root, kernel
+# overlay support, and a STORAGE_BINARY that knows the overlay driver. The
+# probe result is cached per bats run and binary.
+require_overlay() {
+	require_root
+	if ! grep -qw overlay /proc/filesystems && ! modprobe overlay 2>/dev/null; then
+		skip "kernel has no overlay filesystem support"
+	fi
+	local cache= out rc tmp
+	if [ -n "${BATS_RUN_TMPDIR:-}" ]; then
+		cache="$BATS_RUN_TMPDIR/overlay-$(printf '%s' "$STORAGE_BINARY" | md5sum | cut -c1-8)"
+	fi
+	if [ -n "$cache" ] && [ -f "$cache" ]; then
+		out=$(cat "$cache")
+	else
+		tmp=$(mktemp -d "${BATS_TMPDIR:-/tmp}/stowage-ovl.XXXXXX")
+		out=$(timeout 60 "$STORAGE_BINARY" --graph "$tmp/root" --run "$tmp/run" --storage-driver overlay layers 2>&1) && rc=0 || rc=$?
+		timeout 60 "$STORAGE_BINARY" --graph "$tmp/root" --run "$tmp/run" --storage-driver overlay shutdown >/dev/null 2>&1 || true
+		unmount_below "$tmp"
+		rm -rf "$tmp"
+		if [ "$rc" -eq 0 ]; then
+			out=ok
+		elif [[ "$out" == *"unknown storage driver"* || "$out" == *"unknown driver"* ]]; then
+			out="$(basename "$STORAGE_BINARY") has no overlay driver yet"
+		else
+			out="overlay driver does not initialise here: ${out//$'\n'/ }"
+		fi
+		if [ -n "$cache" ]; then printf '%s' "$out" >"$cache"; fi
+	fi
+	if [ "$out" != ok ]; then
+		skip "$out"
+	fi
+}
+
+# is_mountpoint DIR: DIR is a mount point (per /proc/self/mountinfo).
+is_mountpoint() {
+	awk -v d="$1" '$5 == d { found = 1 } END { exit !found }' /proc/self/mountinfo
+}
