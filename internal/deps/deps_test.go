@@ -24,6 +24,7 @@ var level = map[string]int{
 	"driver":            2,
 	"internal/table":    2,
 	"driver/vfs":        3,
+	"driver/overlay":    3,
 	"driver/drivertest": 3,
 	"layer":             3,
 	"image":             3,

@@ -1,0 +1,264 @@
+//go:build linux
+
+package overlay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/stowage/stowage/driver"
+	"github.com/stowage/stowage/internal/idmap"
+)
+
+// diffAttrs returns the mode and owner a new layer's diff gets: those of
+// the parent's diff, else 0555 owned by the root of maps (or the driver's).
+func (d *Driver) diffAttrs(parent string, uidMap, gidMap []idmap.IDMap) (mode uint32, uid, gid int, err error) {
+	if parent != "" {
+		pdir, _, err := d.lookup(parent)
+		if err != nil {
+			return 0, 0, 0, err
+		}
+		var st unix.Stat_t
+		if err := unix.Stat(filepath.Join(pdir, diffName), &st); err != nil {
+			if errors.Is(err, unix.ENOENT) {
+				return 0, 0, 0, fmt.Errorf("overlay layer %s has no diff: %w", parent, driver.ErrLayerUnknown)
+			}
+			return 0, 0, 0, &os.PathError{Op: "stat", Path: filepath.Join(pdir, diffName), Err: err}
+		}
+		return st.Mode & 0o7777, int(st.Uid), int(st.Gid), nil
+	}
+	if len(uidMap) == 0 && len(gidMap) == 0 {
+		uidMap, gidMap = d.uidMap, d.gidMap
+	}
+	uid, gid, err = rootPair(uidMap, gidMap)
+	return defaultPerms, uid, gid, err
+}
+
+// Create makes layer id on parent: H/<id> (0700) with diff (the parent's
+// diff mode and owner, else 0555 owned by the mapped root), the link file
+// and l/ symlink, work and merged, and empty (base layer) or lower and
+// lower-layers (child). It fails if the layer directory exists; on error
+// nothing of the new layer remains. MountLabel is ignored.
+func (d *Driver) Create(ctx context.Context, id, parent string, opts driver.CreateOptions) error {
+	if err := d.create(ctx, id, parent, opts, true); err != nil {
+		return fmt.Errorf("overlay create %s: %w", id, err)
+	}
+	return nil
+}
+
+// create makes the layout of id; withDiff false leaves diff/ out (the
+// staged diff is renamed into place instead).
+func (d *Driver) create(ctx context.Context, id, parent string, opts driver.CreateOptions, withDiff bool) (retErr error) {
+	if err := checkID(id); err != nil {
+		return err
+	}
+	mode, duid, dgid, err := d.diffAttrs(parent, opts.UIDMap, opts.GIDMap)
+	if err != nil {
+		return err
+	}
+	in, err := d.layoutFor(parent)
+	if err != nil {
+		return err
+	}
+	if in.Link, err = newLink(); err != nil {
+		return err
+	}
+	base := d.baseFor(opts.ReadWrite)
+	if err := d.makeHome(base); err != nil {
+		return err
+	}
+	ruid, rgid, err := rootPair(opts.UIDMap, opts.GIDMap)
+	if err != nil {
+		return err
+	}
+	dir := filepath.Join(base, id)
+	if err := unix.Mkdir(dir, 0o700); err != nil {
+		return &os.PathError{Op: "mkdir", Path: dir, Err: err}
+	}
+	defer func() {
+		if retErr != nil {
+			_ = d.removeIn(base, id) // retErr is what the caller needs
+		}
+	}()
+	if err := lchownIfNeeded(dir, ruid, rgid); err != nil {
+		return err
+	}
+	if withDiff {
+		if err := mkdirOwned(filepath.Join(dir, diffName), mode, duid, dgid); err != nil {
+			return err
+		}
+	}
+	if err := os.Symlink(linkTarget(id), filepath.Join(base, linkDir, in.Link)); err != nil {
+		return err
+	}
+	for _, e := range planLayout(in) {
+		p := filepath.Join(dir, e.Name)
+		if e.Dir {
+			err = mkdirOwned(p, e.Mode, ruid, rgid)
+		} else {
+			err = writeFileOwned(p, e.Content, e.Mode, ruid, rgid)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writeFileOwned writes a small file with mode, owned by uid:gid.
+func writeFileOwned(path, content string, mode uint32, uid, gid int) error {
+	if err := os.WriteFile(path, []byte(content), os.FileMode(mode)); err != nil {
+		return err
+	}
+	return lchownIfNeeded(path, uid, gid)
+}
+
+// layoutFor gathers what a child of parent records about it: the parent's
+// link, its lower IDs and their link names (nearest first). A lower
+// without a link file fails: older tools could not mount the child.
+func (d *Driver) layoutFor(parent string) (layoutInput, error) {
+	if parent == "" {
+		return layoutInput{}, nil
+	}
+	in := layoutInput{Parent: parent}
+	var err error
+	if in.ParentLink, err = d.readLink(parent); err != nil {
+		return layoutInput{}, err
+	}
+	if in.ParentLowers, err = d.lowerIDs(parent); err != nil {
+		return layoutInput{}, err
+	}
+	if len(in.ParentLowers)+1 > maxDepth {
+		return layoutInput{}, fmt.Errorf("parent %s has %d lowers: %w", parent, len(in.ParentLowers), ErrMaxDepth)
+	}
+	for _, l := range in.ParentLowers {
+		link, err := d.readLink(l)
+		if err != nil {
+			return layoutInput{}, err
+		}
+		in.ParentLowerLinks = append(in.ParentLowerLinks, link)
+	}
+	return in, nil
+}
+
+// readLink returns the link name of layer id.
+func (d *Driver) readLink(id string) (string, error) {
+	dir, _, err := d.lookup(id)
+	if err != nil {
+		return "", err
+	}
+	b, err := os.ReadFile(filepath.Join(dir, linkFile))
+	if err != nil {
+		return "", fmt.Errorf("overlay layer %s: %w", id, err)
+	}
+	link := strings.TrimSpace(string(b))
+	if !validLinkName(link) {
+		return "", fmt.Errorf("overlay layer %s: link %q: %w", id, link, ErrBadLayout)
+	}
+	return link, nil
+}
+
+// lowerIDs returns the lower layer IDs of id, nearest first: from
+// lower-layers, else from lower through the l/ symlinks of the layer's
+// home; none if neither file exists.
+func (d *Driver) lowerIDs(id string) ([]string, error) {
+	dir, _, err := d.lookup(id)
+	if err != nil {
+		return nil, err
+	}
+	b, err := os.ReadFile(filepath.Join(dir, lowerLayersFile))
+	if err == nil {
+		ids, err := parseLowerLayers(string(b))
+		if err != nil {
+			return nil, fmt.Errorf("overlay layer %s: %w", id, err)
+		}
+		return ids, nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
+	b, err = os.ReadFile(filepath.Join(dir, lowerFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	links, err := parseLower(string(b))
+	if err != nil {
+		return nil, fmt.Errorf("overlay layer %s: %w", id, err)
+	}
+	base := filepath.Dir(dir)
+	ids := make([]string, 0, len(links))
+	for _, l := range links {
+		target, err := os.Readlink(filepath.Join(base, linkDir, l))
+		if err != nil {
+			return nil, fmt.Errorf("overlay layer %s: lower %s: %w", id, l, err)
+		}
+		lid, err := idFromLinkTarget(target)
+		if err != nil {
+			return nil, fmt.Errorf("overlay layer %s: %w", id, err)
+		}
+		ids = append(ids, lid)
+	}
+	return ids, nil
+}
+
+// lowerDirs returns the diff dirs of id's lowers, nearest first; a
+// missing lower is an error.
+func (d *Driver) lowerDirs(id string) ([]string, error) {
+	ids, err := d.lowerIDs(id)
+	if err != nil {
+		return nil, err
+	}
+	dirs := make([]string, 0, len(ids))
+	for _, l := range ids {
+		ldir, _, err := d.lookup(l)
+		if err != nil {
+			return nil, fmt.Errorf("lower of %s: %w", id, err)
+		}
+		dirs = append(dirs, filepath.Join(ldir, diffName))
+	}
+	return dirs, nil
+}
+
+// Remove deletes layer id from the read-write homes: its l/ symlink, then
+// the directory (unmounting merged first). A missing layer is not an error.
+func (d *Driver) Remove(ctx context.Context, id string) error {
+	if err := checkID(id); err != nil {
+		return err
+	}
+	for _, base := range d.writableBases() {
+		if err := d.removeIn(base, id); err != nil {
+			return fmt.Errorf("overlay remove %s: %w", id, err)
+		}
+	}
+	d.mu.Lock()
+	delete(d.counts, id)
+	d.mu.Unlock()
+	return nil
+}
+
+// removeIn removes base/<id> and its l/ link.
+func (d *Driver) removeIn(base, id string) error {
+	dir := filepath.Join(base, id)
+	if _, err := os.Lstat(dir); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, linkFile)); err == nil {
+		if link := strings.TrimSpace(string(b)); validLinkName(link) {
+			if err := os.Remove(filepath.Join(base, linkDir, link)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return err
+			}
+		}
+	}
+	_ = unmount(filepath.Join(dir, mergedName)) // usually not mounted
+	return removeTree(base, dir)
+}

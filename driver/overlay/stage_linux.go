@@ -1,0 +1,150 @@
+package overlay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/stowage/stowage/archive"
+	"github.com/stowage/stowage/driver"
+	"github.com/stowage/stowage/internal/fsx"
+	"github.com/stowage/stowage/staging"
+)
+
+// opaqueXattr is the xattr marking an opaque directory.
+func (d *Driver) opaqueXattr() string {
+	if d.rootless {
+		return "user.overlay.opaque"
+	}
+	return "trusted.overlay.opaque"
+}
+
+// unpackOptions turns apply options into archive options: overlay
+// whiteouts (char 0/0 devices, opaque xattrs) and the layer's maps.
+func (d *Driver) unpackOptions(opts driver.ApplyOptions) archive.UnpackOptions {
+	u := opts.Unpack
+	u.UIDMap, u.GIDMap = opts.UIDMap, opts.GIDMap
+	u.Whiteouts = archive.WhiteoutOverlay
+	u.OpaqueXattr = d.opaqueXattr()
+	u.IgnoreChownErrors = opts.IgnoreChownErrors || d.ignoreChownErrors
+	return u
+}
+
+// StageDiff extracts blob, without store locks, into a staged diff dir
+// under <base>/tempdirs (base: where the layer will live), created with
+// the final mode and owner of the layer's diff (the parent's diff's, else
+// 0555 owned by the mapped root), with overlay whiteouts, then flushes
+// the file system. A missing parent wraps driver.ErrLayerUnknown. On any
+// error, including a cancelled ctx, the temp dir is removed.
+func (d *Driver) StageDiff(ctx context.Context, parent string, blob io.Reader, opts driver.ApplyOptions, create driver.CreateOptions) (_ *driver.Staged, retErr error) {
+	uidMap, gidMap := create.UIDMap, create.GIDMap
+	if len(uidMap) == 0 && len(gidMap) == 0 {
+		uidMap, gidMap = opts.UIDMap, opts.GIDMap
+	}
+	mode, uid, gid, err := d.diffAttrs(parent, uidMap, gidMap)
+	if err != nil {
+		return nil, err
+	}
+	base := d.baseFor(create.ReadWrite)
+	if err := d.makeHome(base); err != nil {
+		return nil, err
+	}
+	tmp, err := staging.New(tempRoot(base))
+	if err != nil {
+		return nil, fmt.Errorf("overlay stage: %w", err)
+	}
+	defer func() {
+		if retErr != nil {
+			_ = tmp.Cleanup() // retErr is what the caller needs; recovery reclaims leftovers
+		}
+	}()
+	dir := tmp.Addition()
+	if err := mkdirOwned(dir, mode, uid, gid); err != nil {
+		return nil, fmt.Errorf("overlay stage: %w", err)
+	}
+	res, err := archive.Unpack(ctx, dir, blob, d.unpackOptions(opts))
+	if err != nil {
+		return nil, fmt.Errorf("overlay stage: %w", err)
+	}
+	// Flush here, outside the store locks, so the commit is a rename.
+	if err := fsx.Syncfs(dir); err != nil {
+		return nil, fmt.Errorf("overlay stage: flushing %s: %w", dir, err)
+	}
+	return &driver.Staged{Result: res, Dir: dir, Cleanup: tmp.Cleanup}, nil
+}
+
+// CommitStaged makes s layer id on parent: Create's layout without diff,
+// then the staged dir renamed to H/<id>/diff (never replacing), H fsynced.
+// opts must be StageDiff's CreateOptions (ReadWrite picks the home that
+// holds the staging dir). On error nothing of id remains.
+//
+// Locking: layers.lock held for writing (by the store).
+func (d *Driver) CommitStaged(ctx context.Context, id, parent string, s *driver.Staged, opts driver.CreateOptions) error {
+	if err := checkID(id); err != nil {
+		return err
+	}
+	if s == nil || s.Dir == "" {
+		return errors.New("overlay commit: no staged layer")
+	}
+	base := d.baseFor(opts.ReadWrite)
+	if _, err := os.Lstat(filepath.Join(base, id)); err == nil {
+		return fmt.Errorf("overlay commit %s: %w", id, os.ErrExist)
+	}
+	if err := d.create(ctx, id, parent, opts, false); err != nil {
+		return fmt.Errorf("overlay commit %s: %w", id, err)
+	}
+	diff := filepath.Join(base, id, diffName)
+	if err := renameNoReplace(s.Dir, diff); err != nil {
+		_ = d.removeIn(base, id) // the error below is what the caller needs
+		return fmt.Errorf("overlay commit %s: %w", id, err)
+	}
+	// Commit point: the layer's files are in place for other processes.
+	if err := fsx.SyncDir(filepath.Join(base, id)); err != nil {
+		return fmt.Errorf("overlay commit %s: the layer may not survive a crash: %w", id, err)
+	}
+	if err := fsx.SyncDir(base); err != nil {
+		return fmt.Errorf("overlay commit %s: the layer may not survive a crash: %w", id, err)
+	}
+	if s.Cleanup != nil {
+		_ = s.Cleanup() // only an empty temp dir is left; stale recovery reclaims it
+	}
+	return nil
+}
+
+// renameNoReplace renames src to dst, failing if dst exists.
+func renameNoReplace(src, dst string) error {
+	err := unix.Renameat2(unix.AT_FDCWD, src, unix.AT_FDCWD, dst, unix.RENAME_NOREPLACE)
+	if err == nil {
+		return nil
+	}
+	if !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOSYS) {
+		return &os.LinkError{Op: "rename", Old: src, New: dst, Err: err}
+	}
+	if _, err := os.Lstat(dst); err == nil {
+		return &os.LinkError{Op: "rename", Old: src, New: dst, Err: unix.EEXIST}
+	}
+	return os.Rename(src, dst)
+}
+
+// ApplyDiff unpacks blob into the diff of the existing layer id in place
+// (overlay whiteouts). Only layers of the read-write homes are written. On
+// error the diff holds a partial tree; the store removes the layer.
+func (d *Driver) ApplyDiff(ctx context.Context, id, parent string, blob io.Reader, opts driver.ApplyOptions) (archive.UnpackResult, error) {
+	dir, writable, err := d.lookup(id)
+	if err != nil {
+		return archive.UnpackResult{}, err
+	}
+	if !writable {
+		return archive.UnpackResult{}, fmt.Errorf("overlay apply diff to %s: layer of a read-only store: %w", id, driver.ErrNotSupported)
+	}
+	res, err := archive.Unpack(ctx, filepath.Join(dir, diffName), blob, d.unpackOptions(opts))
+	if err != nil {
+		return res, fmt.Errorf("overlay apply diff to %s: %w", id, err)
+	}
+	return res, nil
+}
