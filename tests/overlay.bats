@@ -247,11 +247,11 @@ check_deep_mount() {
 	local n=$1 top mnt
 	build_chain "$n"
 	top=${chain[$((n - 1))]}
-	[ "$(tr ':' '\n' <"$H/$top/lower" | wc -l)" -eq $((n - 1)) ]
+	[ "$(awk -F: '{ print NF }' "$H/$top/lower")" -eq $((n - 1)) ]
 	if [ -f "$H/$top/lower-layers" ]; then
-		[ "$(tr ':' '\n' <"$H/$top/lower-layers" | wc -l)" -eq $((n - 1)) ]
+		[ "$(awk -F: '{ print NF }' "$H/$top/lower-layers")" -eq $((n - 1)) ]
 		[ "$(cut -d: -f1 <"$H/$top/lower-layers")" = "${chain[$((n - 2))]}" ]
-		[ "$(tr ':' '\n' <"$H/$top/lower-layers" | tail -n1)" = "${chain[0]}" ]
+		[ "$(awk -F: '{ print $NF }' "$H/$top/lower-layers")" = "${chain[0]}" ]
 	fi
 	mnt=$(mount_layer "$top")
 	[ "$(cat "$mnt/level-0")" = level-0 ]
