@@ -138,6 +138,10 @@ func (d *Driver) layoutFor(parent string) (layoutInput, error) {
 	if len(in.ParentLowers)+1 > maxDepth {
 		return layoutInput{}, fmt.Errorf("parent %s has %d lowers: %w", parent, len(in.ParentLowers), ErrMaxDepth)
 	}
+	if links, ok := d.parentLowerLinks(parent, len(in.ParentLowers)); ok {
+		in.ParentLowerLinks = links
+		return in, nil
+	}
 	for _, l := range in.ParentLowers {
 		link, err := d.readLink(l)
 		if err != nil {
@@ -146,6 +150,25 @@ func (d *Driver) layoutFor(parent string) (layoutInput, error) {
 		in.ParentLowerLinks = append(in.ParentLowerLinks, link)
 	}
 	return in, nil
+}
+
+// parentLowerLinks returns the link names of parent's lower file when it
+// lists n entries (it then agrees with lower-layers, which is written with
+// it), so a deep chain does not read every lower's link file.
+func (d *Driver) parentLowerLinks(parent string, n int) ([]string, bool) {
+	dir, _, err := d.lookup(parent)
+	if err != nil {
+		return nil, false
+	}
+	b, err := os.ReadFile(filepath.Join(dir, lowerFile))
+	if err != nil {
+		return nil, n == 0 && errors.Is(err, fs.ErrNotExist)
+	}
+	links, err := parseLower(string(b))
+	if err != nil || len(links) != n {
+		return nil, false
+	}
+	return links, true
 }
 
 // readLink returns the link name of layer id.
