@@ -12,6 +12,7 @@ needs=(
 	tar:tar gzip:gzip bzip2:bzip2 xz:xz-utils zstd:zstd
 	cmp:diffutils getfattr:attr python3:python3
 	mkfs.xfs:xfsprogs mkfs.ext4:e2fsprogs losetup:mount git:git
+	skopeo:skopeo podman:podman crun:crun runc:runc umoci:umoci
 )
 
 missing=()
