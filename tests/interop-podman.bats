@@ -28,7 +28,7 @@ setup_file() {
 	fi
 	w="$BATS_FILE_TMPDIR"
 	if [ -z "$reason" ]; then
-		if ! build_image "$gobin" >"$w/build.log" 2>&1; then
+		if ! (build_image "$gobin") >"$w/build.log" 2>&1; then
 			reason="could not build the test image: $(tail -n 3 "$w/build.log" | tr '\n' ' ')"
 		fi
 	fi
@@ -40,8 +40,7 @@ setup_file() {
 # and rewrites /etc/message ("two").
 build_image() {
 	local gobin=$1 w="$BATS_FILE_TMPDIR"
-	set -e
-	mkdir -p "$w/hello"
+	mkdir -p "$w/hello" || return 1
 	cat >"$w/hello/main.go" <<'EOF'
 package main
 
@@ -59,30 +58,30 @@ func main() {
 	fmt.Printf("hello from the stowage interop image: %s", b)
 }
 EOF
-	printf 'module hello\n\ngo 1.21\n' >"$w/hello/go.mod"
-	(cd "$w/hello" && CGO_ENABLED=0 GOFLAGS= "$gobin" build -o "$w/hellobin" .)
-	cd "$w"
-	umoci init --layout oci
-	umoci new --image oci:t
-	umoci unpack --image oci:t b1
-	mkdir -p b1/rootfs/etc
-	cp hellobin b1/rootfs/hello
-	echo one >b1/rootfs/etc/message
-	echo gone >b1/rootfs/etc/gone
-	umoci repack --image oci:t b1
-	umoci unpack --image oci:t b2
-	rm b2/rootfs/etc/gone
-	echo two >b2/rootfs/etc/message
-	umoci repack --image oci:t b2
-	umoci config --image oci:t --config.cmd /hello
-	rm -rf b1 b2
-	printf '{"default":[{"type":"insecureAcceptAnything"}]}\n' >policy.json
+	printf 'module hello\n\ngo 1.21\n' >"$w/hello/go.mod" || return 1
+	(cd "$w/hello" && CGO_ENABLED=0 GOFLAGS= "$gobin" build -o "$w/hellobin" .) || return 1
+	cd "$w" || return 1
+	umoci init --layout oci || return 1
+	umoci new --image oci:t || return 1
+	umoci unpack --image oci:t b1 || return 1
+	mkdir -p b1/rootfs/etc || return 1
+	cp hellobin b1/rootfs/hello || return 1
+	echo one >b1/rootfs/etc/message || return 1
+	echo gone >b1/rootfs/etc/gone || return 1
+	umoci repack --image oci:t b1 || return 1
+	umoci unpack --image oci:t b2 || return 1
+	rm b2/rootfs/etc/gone || return 1
+	echo two >b2/rootfs/etc/message || return 1
+	umoci repack --image oci:t b2 || return 1
+	umoci config --image oci:t --config.cmd /hello || return 1
+	rm -rf b1 b2 || return 1
+	printf '{"default":[{"type":"insecureAcceptAnything"}]}\n' >policy.json || return 1
 	local m c
-	m=$(jq -r '.manifests[0].digest' oci/index.json)
-	c=$(jq -r .config.digest "oci/blobs/sha256/${m#sha256:}")
-	echo "$m" >manifest-digest
-	echo "$c" >config-digest
-	jq -r '.rootfs.diff_ids[]' "oci/blobs/sha256/${c#sha256:}" >diff-ids
+	m=$(jq -r '.manifests[0].digest' oci/index.json) || return 1
+	c=$(jq -r .config.digest "oci/blobs/sha256/${m#sha256:}") || return 1
+	echo "$m" >manifest-digest || return 1
+	echo "$c" >config-digest || return 1
+	jq -r '.rootfs.diff_ids[]' "oci/blobs/sha256/${c#sha256:}" >diff-ids || return 1
 	[ "$(wc -l <diff-ids)" -eq 2 ]
 }
 
