@@ -381,3 +381,31 @@ func TestNativeDiffWhiteouts(t *testing.T) {
 		t.Errorf("DiffSize %d, %v, want 1", size, err)
 	}
 }
+
+// Without fsopen the classic mount(2) path mounts short chains and
+// refuses, cleanly, option strings over a page.
+func TestClassicMountFallback(t *testing.T) {
+	d := newTestDriver(t)
+	cleanupDriver(t, d)
+	d.useFsopen = false
+	ids := makeChain(t, d, 100)
+	p, err := d.Get(bg, ids[2], driver.MountOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"f0", "f1", "f2"} {
+		if _, err := os.Stat(filepath.Join(p, f)); err != nil {
+			t.Errorf("classic mount lacks %s: %v", f, err)
+		}
+	}
+	if err := d.Put(bg, ids[2]); err != nil {
+		t.Fatal(err)
+	}
+	top := ids[len(ids)-1]
+	if _, err := d.Get(bg, top, driver.MountOptions{}); !errors.Is(err, ErrMaxDepth) {
+		if err == nil {
+			_ = d.Put(bg, top)
+		}
+		t.Errorf("classic mount of 99 lowers (over a page): %v, want ErrMaxDepth", err)
+	}
+}
