@@ -63,12 +63,10 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 			return nil, err
 		}
 	}
-	name, err := s.detectDriver()
+	candidates, err := s.detectDriver()
 	if err != nil {
 		return nil, err
 	}
-	s.driverName = name
-	s.parseDriverOptions()
 	if s.graphLock, err = table.NewGraphLock(filepath.Join(opts.GraphRoot, "storage.lock")); err != nil {
 		return nil, err
 	}
@@ -80,17 +78,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 			return nil, err
 		}
 	}
-	s.drvName = name
-	s.drvOpts = driver.Options{
-		Root:          filepath.Join(opts.GraphRoot, name),
-		RunRoot:       filepath.Join(opts.RunRoot, name),
-		ImageStores:   s.roRoots,
-		ImageStore:    s.opts.ImageStore,
-		DriverOptions: s.driverOpts,
-		UIDMap:        opts.UIDMap,
-		GIDMap:        opts.GIDMap,
-	}
-	if err := s.initDriver(ctx); err != nil {
+	if err := s.initFirstDriver(ctx, candidates); err != nil {
 		return nil, err
 	}
 	if s.graphDriver().Name() != "" {
@@ -181,13 +169,13 @@ func (s *Store) lockGraphWrite(ctx context.Context) (func(), error) {
 	return gunlock, nil
 }
 
-func (s *Store) detectDriver() (string, error) {
+func (s *Store) detectDriver() ([]string, error) {
 	name := s.opts.GraphDriverName
 	if name == "overlay2" {
 		name = "overlay"
 	}
 	if name != "" {
-		return name, nil
+		return []string{name}, nil
 	}
 	var found []string
 	for _, n := range register.Names() {
@@ -197,15 +185,40 @@ func (s *Store) detectDriver() (string, error) {
 	}
 	switch len(found) {
 	case 1:
-		return found[0], nil
+		return found, nil
 	case 0:
-		names := register.Names()
-		if len(names) == 0 {
-			return "", driver.ErrDriverUnknown
+		if len(register.Names()) == 0 {
+			return nil, driver.ErrDriverUnknown
 		}
-		return names[0], nil
+		return register.Names(), nil
 	}
-	return "", fmt.Errorf("%s has driver homes for %v: choose a driver explicitly: %w", s.opts.GraphRoot, found, driver.ErrNotSupported)
+	return nil, fmt.Errorf("%s has driver homes for %v: choose a driver explicitly: %w", s.opts.GraphRoot, found, driver.ErrNotSupported)
+}
+
+// initFirstDriver constructs the first of candidates that works here. A
+// candidate that reports driver.ErrNotSupported (e.g. no overlay in the
+// kernel) is skipped when there are others to try; drivers check support
+// before they create anything, so a skipped one leaves no home behind.
+func (s *Store) initFirstDriver(ctx context.Context, candidates []string) error {
+	var err error
+	for i, name := range candidates {
+		s.driverName, s.drvName = name, name
+		s.roRoots, s.driverOpts = nil, nil
+		s.parseDriverOptions()
+		s.drvOpts = driver.Options{
+			Root:          filepath.Join(s.opts.GraphRoot, name),
+			RunRoot:       filepath.Join(s.opts.RunRoot, name),
+			ImageStores:   s.roRoots,
+			ImageStore:    s.opts.ImageStore,
+			DriverOptions: s.driverOpts,
+			UIDMap:        s.opts.UIDMap,
+			GIDMap:        s.opts.GIDMap,
+		}
+		if err = s.initDriver(ctx); err == nil || i == len(candidates)-1 || !errors.Is(err, driver.ErrNotSupported) {
+			return err
+		}
+	}
+	return err
 }
 
 // parseDriverOptions keeps options addressed to this driver ("<drv>.k=v",
