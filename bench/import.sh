@@ -10,7 +10,7 @@
 # the medians. The issue's bar: stowage <= 3x tar on the uncompressed layer.
 #
 # usage: bench/import.sh [--runs N] [--size-mb N] [--files N] [--fs ext4|xfs]
-#                        [--sync] [--no-reference] [--keep]
+#                        [--driver vfs|overlay] [--sync] [--no-reference] [--keep]
 #   --sync  end every timed command with `sync` (durable timings); by default
 #           timings are page-cache timings and a sync runs, untimed, before
 #           each run.
@@ -22,6 +22,7 @@ runs=5
 size_mb=250
 files=17000
 fs=ext4
+driver=vfs
 dosync=no
 reference=/usr/bin/containers-storage
 keep=no
@@ -31,6 +32,7 @@ while [ $# -gt 0 ]; do
 	--size-mb) size_mb=$2; shift ;;
 	--files) files=$2; shift ;;
 	--fs) fs=$2; shift ;;
+	--driver) driver=$2; shift ;;
 	--sync) dosync=yes ;;
 	--no-reference) reference= ;;
 	--keep) keep=yes ;;
@@ -106,7 +108,16 @@ timed() {
 	echo "$variant $tool $(((t1 - t0) / 1000000))" >>"$results"
 }
 
-store_args() { echo --graph "$1/root" --run "$1/run" --storage-driver vfs --debug=false; }
+store_args() { echo --graph "$1/root" --run "$1/run" --storage-driver "$driver" --debug=false; }
+
+# drop TOOL DIR: wipe the store and undo driver-level mounts (overlay
+# bind-mounts its home) so the directory can be removed.
+drop() {
+	"$1" $(store_args "$2") wipe >/dev/null 2>&1 || true
+	"$1" $(store_args "$2") shutdown >/dev/null 2>&1 || true
+	umount -R "$2/root/$driver" >/dev/null 2>&1 || true
+	rm -rf "$2"
+}
 
 run_variant() {
 	local variant=$1 file=$2 taropt=$3 i d
@@ -126,13 +137,11 @@ run_variant() {
 				echo "   WARNING: stowage recorded diff-digest $got, expected $expected" >&2
 			fi
 		fi
-		"$stowage" $(store_args "$d/stowage") wipe >/dev/null 2>&1 || true
-		rm -rf "$d/stowage"
+		drop "$stowage" "$d/stowage"
 		if [ -n "$reference" ]; then
 			sync
 			timed "$variant" reference "$reference" $(store_args "$d/reference") import-layer -f "$file"
-			"$reference" $(store_args "$d/reference") wipe >/dev/null 2>&1 || true
-			rm -rf "$d/reference"
+			drop "$reference" "$d/reference"
 		fi
 		rm -rf "$d"
 		echo "   run $i done"
@@ -143,7 +152,7 @@ run_variant plain "$mnt/layer.tar" ""
 run_variant zstd "$mnt/layer.tar.zst" "-I zstd"
 
 echo
-echo "== results ($fs, $( [ "$dosync" = yes ] && echo "durable: sync inside the timing" || echo "page cache: sync outside the timing"), seconds)"
+echo "== results ($fs, $driver driver, $( [ "$dosync" = yes ] && echo "durable: sync inside the timing" || echo "page cache: sync outside the timing"), seconds)"
 python3 - "$results" <<'PY'
 import statistics, sys
 rows = {}
