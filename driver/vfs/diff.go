@@ -2,16 +2,11 @@ package vfs
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
-	"strings"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/stowage/stowage/archive"
+	"github.com/stowage/stowage/driver"
 )
 
 // dirs returns the directories of id and of parent ("" for no parent).
@@ -85,67 +80,9 @@ func (d *Driver) OpenFile(id, path string) (io.ReadCloser, error) {
 	if err != nil {
 		return nil, err
 	}
-	rel := strings.TrimPrefix(filepath.Clean("/"+path), "/")
-	if rel == "" {
-		return nil, fmt.Errorf("vfs open %q in layer %s: not a regular file", path, id)
-	}
-	f, err := openInRoot(layerDir, rel)
+	f, err := driver.OpenRegularInRoot(layerDir, path, true)
 	if err != nil {
 		return nil, fmt.Errorf("vfs open %q in layer %s: %w", path, id, err)
 	}
-	fi, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, err
-	}
-	if !fi.Mode().IsRegular() {
-		f.Close()
-		return nil, fmt.Errorf("vfs open %q in layer %s: not a regular file", path, id)
-	}
 	return f, nil
-}
-
-// openInRoot opens rel (clean, relative) for reading with every path
-// component resolved inside root. O_NONBLOCK keeps a fifo from blocking the
-// open; it has no effect on regular files.
-func openInRoot(root, rel string) (*os.File, error) {
-	rootFd, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, &os.PathError{Op: "open", Path: root, Err: err}
-	}
-	defer unix.Close(rootFd)
-	const flags = unix.O_RDONLY | unix.O_CLOEXEC | unix.O_NOCTTY | unix.O_NONBLOCK
-	how := unix.OpenHow{Flags: flags, Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS | unix.RESOLVE_NO_XDEV}
-	fd, err := unix.Openat2(rootFd, rel, &how)
-	if errors.Is(err, unix.ENOSYS) {
-		fd, err = openNoFollow(rootFd, rel, flags)
-	}
-	if err != nil {
-		return nil, &os.PathError{Op: "openat2", Path: rel, Err: err}
-	}
-	return os.NewFile(uintptr(fd), filepath.Join(root, rel)), nil
-}
-
-// openNoFollow is the fallback for kernels without openat2: it walks rel
-// one component at a time refusing every symlink, which is stricter than
-// RESOLVE_IN_ROOT but never escapes.
-func openNoFollow(rootFd int, rel string, flags int) (int, error) {
-	parts := strings.Split(rel, "/")
-	cur := rootFd
-	for i, p := range parts {
-		last := i == len(parts)-1
-		fl := unix.O_PATH | unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_CLOEXEC
-		if last {
-			fl = flags | unix.O_NOFOLLOW
-		}
-		fd, err := unix.Openat(cur, p, fl, 0)
-		if cur != rootFd {
-			unix.Close(cur)
-		}
-		if err != nil {
-			return -1, err
-		}
-		cur = fd
-	}
-	return cur, nil
 }

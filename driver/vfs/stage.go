@@ -5,9 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/stowage/stowage/archive"
 	"github.com/stowage/stowage/driver"
@@ -98,7 +95,7 @@ func (d *Driver) CommitStaged(ctx context.Context, id, parent string, s *driver.
 		return fmt.Errorf("vfs commit %s: %w", id, err)
 	}
 	target := layerDir(base, id)
-	if err := renameNoReplace(s.Dir, target); err != nil {
+	if err := driver.RenameNoReplace(s.Dir, target); err != nil {
 		return fmt.Errorf("vfs commit %s: %w", id, err)
 	}
 	// Commit point: the layer directory is visible to other processes.
@@ -109,23 +106,6 @@ func (d *Driver) CommitStaged(ctx context.Context, id, parent string, s *driver.
 		_ = s.Cleanup() // only an empty temp dir is left; stale recovery reclaims it
 	}
 	return nil
-}
-
-// renameNoReplace renames src to dst, failing if dst exists (even as an
-// empty directory, which plain rename would replace).
-func renameNoReplace(src, dst string) error {
-	err := unix.Renameat2(unix.AT_FDCWD, src, unix.AT_FDCWD, dst, unix.RENAME_NOREPLACE)
-	if err == nil {
-		return nil
-	}
-	if !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOSYS) {
-		return &os.LinkError{Op: "rename", Old: src, New: dst, Err: err}
-	}
-	// File system without RENAME_NOREPLACE: check, then rename.
-	if _, err := os.Lstat(dst); err == nil {
-		return &os.LinkError{Op: "rename", Old: src, New: dst, Err: unix.EEXIST}
-	}
-	return os.Rename(src, dst)
 }
 
 // ApplyDiff unpacks blob into the existing layer id in place (whiteouts as

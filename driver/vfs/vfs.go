@@ -15,7 +15,6 @@ import (
 	"github.com/stowage/stowage/driver"
 	"github.com/stowage/stowage/internal/fsx"
 	"github.com/stowage/stowage/internal/idmap"
-	"github.com/stowage/stowage/staging"
 )
 
 // Name is the driver name recorded on disk.
@@ -201,20 +200,18 @@ func remapFor(shift driver.IDShift) fsx.Remap {
 // included) through shift. It fails if dir exists; on any later error it
 // removes what it created.
 func makeLayerRoot(ctx context.Context, dir, parentDir string, mode uint32, uid, gid int, shift driver.IDShift) (retErr error) {
-	if err := unix.Mkdir(dir, 0o700); err != nil {
-		return &os.PathError{Op: "mkdir", Path: dir, Err: err}
+	if err := driver.MkdirExact(dir, mode, uid, gid); err != nil {
+		var pe *os.PathError
+		if !errors.As(err, &pe) || pe.Op != "mkdir" {
+			_ = fsx.RemoveAll(dir) // made but not owned: err is what the caller needs
+		}
+		return err
 	}
 	defer func() {
 		if retErr != nil {
 			_ = fsx.RemoveAll(dir) // retErr is what the caller needs
 		}
 	}()
-	if err := lchownIfNeeded(dir, uid, gid); err != nil {
-		return err
-	}
-	if err := unix.Chmod(dir, mode); err != nil { // after chown, which clears set-ID bits
-		return &os.PathError{Op: "chmod", Path: dir, Err: err}
-	}
 	if parentDir == "" {
 		return nil
 	}
@@ -230,49 +227,24 @@ func makeLayerRoot(ctx context.Context, dir, parentDir string, mode uint32, uid,
 	return nil
 }
 
-// rootPair returns the host owner of layer roots: container root through
-// the maps. Without maps a non-root process is its own root (it could not
-// chown to 0 anyway).
+// rootPair is driver.RootOwner with the driver's prefix on errors.
 func rootPair(uidMap, gidMap []idmap.IDMap) (uid, gid int, err error) {
-	if len(uidMap) == 0 && len(gidMap) == 0 && os.Geteuid() != 0 {
-		return os.Geteuid(), os.Getegid(), nil
-	}
-	uid, gid, err = idmap.RootPair(uidMap, gidMap)
+	uid, gid, err = driver.RootOwner(uidMap, gidMap)
 	if err != nil {
-		return -1, -1, fmt.Errorf("vfs: mapped root: %w", err)
+		return -1, -1, fmt.Errorf("vfs: %w", err)
 	}
 	return uid, gid, nil
 }
 
-// lchownIfNeeded changes path's owner unless it already is uid:gid, so an
-// unprivileged process can "chown" to itself.
-func lchownIfNeeded(path string, uid, gid int) error {
-	var st unix.Stat_t
-	if err := unix.Lstat(path, &st); err != nil {
-		return &os.PathError{Op: "lstat", Path: path, Err: err}
-	}
-	if int(st.Uid) == uid && int(st.Gid) == gid {
-		return nil
-	}
-	return os.Lchown(path, uid, gid)
-}
-
-// mkdirAllOwned makes path and its missing parents with mode, owning the
-// ones it creates to uid:gid.
+// mkdirAllOwned makes path and its missing parents with mode (less the
+// umask, as upstream's vfs), owning the ones it creates to uid:gid.
 func mkdirAllOwned(path string, mode os.FileMode, uid, gid int) error {
-	if fi, err := os.Stat(path); err == nil {
-		if !fi.IsDir() {
-			return fmt.Errorf("%s: not a directory", path)
+	return driver.MkdirAllFunc(path, func(dir string) error {
+		if err := os.Mkdir(dir, mode); err != nil && !errors.Is(err, fs.ErrExist) {
+			return err
 		}
-		return nil
-	}
-	if err := mkdirAllOwned(filepath.Dir(path), mode, uid, gid); err != nil {
-		return err
-	}
-	if err := os.Mkdir(path, mode); err != nil && !errors.Is(err, fs.ErrExist) {
-		return err
-	}
-	return lchownIfNeeded(path, uid, gid)
+		return driver.LchownIfNeeded(dir, uid, gid)
+	})
 }
 
 // Create makes layer id: a directory with the parent's root mode and owner
@@ -331,17 +303,7 @@ func (d *Driver) Remove(ctx context.Context, id string) error {
 
 // removeLayerDir removes <base>/dir/<id> through <base>/tempdirs.
 func removeLayerDir(base, id string) error {
-	dir := layerDir(base, id)
-	if _, err := os.Lstat(dir); errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if tmp, err := staging.New(tempRoot(base)); err == nil {
-		if err := tmp.StageDeletion(dir); err == nil {
-			return tmp.Cleanup()
-		}
-		_ = tmp.Cleanup() // nothing was moved; fall back to removing in place
-	}
-	return fsx.RemoveAll(dir)
+	return driver.RemoveViaStaging(tempRoot(base), layerDir(base, id))
 }
 
 // Exists reports whether layer id has a directory in the home or in a
@@ -399,13 +361,12 @@ func tempRoot(base string) string { return filepath.Join(base, "tempdirs") }
 // I/vfs/tempdirs) whose owner died (their lock is free); live owners' dirs
 // are left alone.
 func (d *Driver) RecoverStaleTempDirs(ctx context.Context) error {
+	var roots []string
 	for _, base := range d.writableBases() {
-		if _, err := os.Stat(tempRoot(base)); errors.Is(err, fs.ErrNotExist) {
-			continue
-		}
-		if err := staging.RecoverStale(tempRoot(base)); err != nil {
-			return fmt.Errorf("vfs: %w", err)
-		}
+		roots = append(roots, tempRoot(base))
+	}
+	if err := driver.RecoverStaleTempRoots(roots...); err != nil {
+		return fmt.Errorf("vfs: %w", err)
 	}
 	return nil
 }
