@@ -87,11 +87,11 @@ func (d *Driver) create(ctx context.Context, id, parent string, opts driver.Crea
 			_ = d.removeIn(base, id) // retErr is what the caller needs
 		}
 	}()
-	if err := lchownIfNeeded(dir, ruid, rgid); err != nil {
+	if err := driver.LchownIfNeeded(dir, ruid, rgid); err != nil {
 		return err
 	}
 	if withDiff {
-		if err := mkdirOwned(filepath.Join(dir, diffName), mode, duid, dgid); err != nil {
+		if err := driver.MkdirOwned(filepath.Join(dir, diffName), mode, duid, dgid); err != nil {
 			return err
 		}
 	}
@@ -101,7 +101,7 @@ func (d *Driver) create(ctx context.Context, id, parent string, opts driver.Crea
 	for _, e := range planLayout(in) {
 		p := filepath.Join(dir, e.Name)
 		if e.Dir {
-			err = mkdirOwned(p, e.Mode, ruid, rgid)
+			err = driver.MkdirOwned(p, e.Mode, ruid, rgid)
 		} else {
 			err = writeFileOwned(p, e.Content, e.Mode, ruid, rgid)
 		}
@@ -117,7 +117,7 @@ func writeFileOwned(path, content string, mode uint32, uid, gid int) error {
 	if err := os.WriteFile(path, []byte(content), os.FileMode(mode)); err != nil {
 		return err
 	}
-	return lchownIfNeeded(path, uid, gid)
+	return driver.LchownIfNeeded(path, uid, gid)
 }
 
 // layoutFor gathers what a child of parent records about it: the parent's

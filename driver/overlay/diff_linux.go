@@ -4,7 +4,6 @@ import (
 	"archive/tar"
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -510,44 +509,9 @@ func (d *Driver) OpenFile(id, name string) (io.ReadCloser, error) {
 	if err != nil {
 		return nil, err
 	}
-	rel := strings.TrimPrefix(filepath.Clean("/"+name), "/")
-	if rel == "" {
-		return nil, fmt.Errorf("overlay open %q in layer %s: not a regular file", name, id)
-	}
-	f, err := openInRoot(filepath.Join(dir, diffName), rel)
+	f, err := driver.OpenRegularInRoot(filepath.Join(dir, diffName), name, false)
 	if err != nil {
 		return nil, fmt.Errorf("overlay open %q in layer %s: %w", name, id, err)
 	}
-	fi, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, err
-	}
-	if !fi.Mode().IsRegular() {
-		f.Close()
-		return nil, fmt.Errorf("overlay open %q in layer %s: not a regular file", name, id)
-	}
 	return f, nil
-}
-
-// openInRoot opens rel for reading with every component resolved inside
-// root (openat2 RESOLVE_IN_ROOT).
-func openInRoot(root, rel string) (*os.File, error) {
-	rootFd, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, &os.PathError{Op: "open", Path: root, Err: err}
-	}
-	defer unix.Close(rootFd)
-	how := unix.OpenHow{
-		Flags:   unix.O_RDONLY | unix.O_CLOEXEC | unix.O_NOCTTY | unix.O_NONBLOCK,
-		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS | unix.RESOLVE_NO_XDEV,
-	}
-	fd, err := unix.Openat2(rootFd, rel, &how)
-	if err != nil {
-		if errors.Is(err, unix.ENOSYS) {
-			return nil, fmt.Errorf("openat2 unavailable: %w", driver.ErrNotSupported)
-		}
-		return nil, &os.PathError{Op: "openat2", Path: rel, Err: err}
-	}
-	return os.NewFile(uintptr(fd), filepath.Join(root, rel)), nil
 }

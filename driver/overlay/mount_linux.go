@@ -85,10 +85,10 @@ func (d *Driver) prepareMountDirs(dir, merged string, plan mountPlan) error {
 	if plan.ReadOnly() {
 		return nil
 	}
-	if err := mkdirOwned(plan.Upper, defaultPerms, uid, gid); err != nil {
+	if err := driver.MkdirOwned(plan.Upper, defaultPerms, uid, gid); err != nil {
 		return err
 	}
-	if err := mkdirOwned(plan.Work, 0o700, uid, gid); err != nil {
+	if err := driver.MkdirOwned(plan.Work, 0o700, uid, gid); err != nil {
 		return err
 	}
 	err = os.RemoveAll(filepath.Join(plan.Work, "work", "incompat", "volatile"))

@@ -18,9 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/stowage/stowage/driver"
-	"github.com/stowage/stowage/internal/fsx"
 	"github.com/stowage/stowage/internal/idmap"
-	"github.com/stowage/stowage/staging"
 )
 
 // Name is the driver name recorded on disk.
@@ -217,7 +215,7 @@ func (d *Driver) makeHome(base string) error {
 	if err := mkdirAllOwned(base, 0o700, uid, gid); err != nil {
 		return fmt.Errorf("overlay: %w", err)
 	}
-	if err := mkdirOwned(filepath.Join(base, linkDir), 0o755, uid, gid); err != nil {
+	if err := driver.MkdirOwned(filepath.Join(base, linkDir), 0o755, uid, gid); err != nil {
 		return fmt.Errorf("overlay: %w", err)
 	}
 	mp := filepath.Join(base, mountProgFile)
@@ -355,75 +353,31 @@ func tempRoot(base string) string { return filepath.Join(base, tempDirsDir) }
 // RecoverStaleTempDirs removes temp dirs under H/tempdirs (and the split
 // image store's) whose owner died; live owners' dirs are left alone.
 func (d *Driver) RecoverStaleTempDirs(ctx context.Context) error {
+	var roots []string
 	for _, base := range d.writableBases() {
-		if _, err := os.Stat(tempRoot(base)); errors.Is(err, fs.ErrNotExist) {
-			continue
-		}
-		if err := staging.RecoverStale(tempRoot(base)); err != nil {
-			return fmt.Errorf("overlay: %w", err)
-		}
+		roots = append(roots, tempRoot(base))
+	}
+	if err := driver.RecoverStaleTempRoots(roots...); err != nil {
+		return fmt.Errorf("overlay: %w", err)
 	}
 	return nil
 }
 
-// rootPair returns the host owner of layer roots: container root through
-// the maps; without maps a non-root process is its own root.
+// rootPair is driver.RootOwner with the driver's prefix on errors.
 func rootPair(uidMap, gidMap []idmap.IDMap) (uid, gid int, err error) {
-	if len(uidMap) == 0 && len(gidMap) == 0 && os.Geteuid() != 0 {
-		return os.Geteuid(), os.Getegid(), nil
-	}
-	uid, gid, err = idmap.RootPair(uidMap, gidMap)
+	uid, gid, err = driver.RootOwner(uidMap, gidMap)
 	if err != nil {
-		return -1, -1, fmt.Errorf("overlay: mapped root: %w", err)
+		return -1, -1, fmt.Errorf("overlay: %w", err)
 	}
 	return uid, gid, nil
 }
 
-// lchownIfNeeded changes path's owner unless it already is uid:gid.
-func lchownIfNeeded(path string, uid, gid int) error {
-	var st unix.Stat_t
-	if err := unix.Lstat(path, &st); err != nil {
-		return &os.PathError{Op: "lstat", Path: path, Err: err}
-	}
-	if int(st.Uid) == uid && int(st.Gid) == gid {
-		return nil
-	}
-	return os.Lchown(path, uid, gid)
-}
-
-// mkdirOwned makes path with exactly mode and owner (an existing
-// directory is left as it is).
-func mkdirOwned(path string, mode uint32, uid, gid int) error {
-	if err := unix.Mkdir(path, 0o700); err != nil {
-		if errors.Is(err, unix.EEXIST) {
-			if fi, serr := os.Stat(path); serr == nil && fi.IsDir() {
-				return nil
-			}
-		}
-		return &os.PathError{Op: "mkdir", Path: path, Err: err}
-	}
-	if err := lchownIfNeeded(path, uid, gid); err != nil {
-		return err
-	}
-	if err := unix.Chmod(path, mode); err != nil { // after chown, which clears set-ID bits
-		return &os.PathError{Op: "chmod", Path: path, Err: err}
-	}
-	return nil
-}
-
-// mkdirAllOwned makes path and its missing parents with mode, owning the
-// ones it creates to uid:gid.
+// mkdirAllOwned makes path and its missing parents, each with exactly
+// mode and owned by uid:gid (driver.MkdirOwned).
 func mkdirAllOwned(path string, mode uint32, uid, gid int) error {
-	if fi, err := os.Stat(path); err == nil {
-		if !fi.IsDir() {
-			return fmt.Errorf("%s: not a directory", path)
-		}
-		return nil
-	}
-	if err := mkdirAllOwned(filepath.Dir(path), mode, uid, gid); err != nil {
-		return err
-	}
-	return mkdirOwned(path, mode, uid, gid)
+	return driver.MkdirAllFunc(path, func(dir string) error {
+		return driver.MkdirOwned(dir, mode, uid, gid)
+	})
 }
 
 // newLink returns a fresh link name.
@@ -432,14 +386,5 @@ func newLink() (string, error) { return newLinkName(rand.Reader) }
 // removeTree removes path through a staging temp dir of base (atomic
 // disappearance), else in place.
 func removeTree(base, path string) error {
-	if _, err := os.Lstat(path); errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if tmp, err := staging.New(tempRoot(base)); err == nil {
-		if err := tmp.StageDeletion(path); err == nil {
-			return tmp.Cleanup()
-		}
-		_ = tmp.Cleanup() // nothing was moved; fall back to removing in place
-	}
-	return fsx.RemoveAll(path)
+	return driver.RemoveViaStaging(tempRoot(base), path)
 }

@@ -8,8 +8,6 @@ import (
 	"os"
 	"path/filepath"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/stowage/stowage/archive"
 	"github.com/stowage/stowage/driver"
 	"github.com/stowage/stowage/internal/fsx"
@@ -64,7 +62,7 @@ func (d *Driver) StageDiff(ctx context.Context, parent string, blob io.Reader, o
 		}
 	}()
 	dir := tmp.Addition()
-	if err := mkdirOwned(dir, mode, uid, gid); err != nil {
+	if err := driver.MkdirOwned(dir, mode, uid, gid); err != nil {
 		return nil, fmt.Errorf("overlay stage: %w", err)
 	}
 	res, err := archive.Unpack(ctx, dir, blob, d.unpackOptions(opts))
@@ -99,7 +97,7 @@ func (d *Driver) CommitStaged(ctx context.Context, id, parent string, s *driver.
 		return fmt.Errorf("overlay commit %s: %w", id, err)
 	}
 	diff := filepath.Join(base, id, diffName)
-	if err := renameNoReplace(s.Dir, diff); err != nil {
+	if err := driver.RenameNoReplace(s.Dir, diff); err != nil {
 		_ = d.removeIn(base, id) // the error below is what the caller needs
 		return fmt.Errorf("overlay commit %s: %w", id, err)
 	}
@@ -114,21 +112,6 @@ func (d *Driver) CommitStaged(ctx context.Context, id, parent string, s *driver.
 		_ = s.Cleanup() // only an empty temp dir is left; stale recovery reclaims it
 	}
 	return nil
-}
-
-// renameNoReplace renames src to dst, failing if dst exists.
-func renameNoReplace(src, dst string) error {
-	err := unix.Renameat2(unix.AT_FDCWD, src, unix.AT_FDCWD, dst, unix.RENAME_NOREPLACE)
-	if err == nil {
-		return nil
-	}
-	if !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOSYS) {
-		return &os.LinkError{Op: "rename", Old: src, New: dst, Err: err}
-	}
-	if _, err := os.Lstat(dst); err == nil {
-		return &os.LinkError{Op: "rename", Old: src, New: dst, Err: unix.EEXIST}
-	}
-	return os.Rename(src, dst)
 }
 
 // ApplyDiff unpacks blob into the diff of the existing layer id in place
