@@ -70,7 +70,7 @@ func (d *Driver) create(ctx context.Context, id, parent string, opts driver.Crea
 	if in.Link, err = newLink(); err != nil {
 		return err
 	}
-	base := d.baseFor(opts.ReadWrite)
+	base := d.homes.BaseFor(opts.ReadWrite)
 	if err := d.makeHome(base); err != nil {
 		return err
 	}
@@ -258,7 +258,7 @@ func (d *Driver) Remove(ctx context.Context, id string) error {
 	if err := checkID(id); err != nil {
 		return err
 	}
-	for _, base := range d.writableBases() {
+	for _, base := range d.homes.Writable() {
 		if err := d.removeIn(base, id); err != nil {
 			return fmt.Errorf("overlay remove %s: %w", id, err)
 		}

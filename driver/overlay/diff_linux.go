@@ -300,7 +300,7 @@ func (d *Driver) Diff(ctx context.Context, w io.Writer, id, parent string, opts 
 // withNaive mounts id and parent read-only on private mountpoints in a
 // temp dir and calls fn with their paths ("" for no parent).
 func (d *Driver) withNaive(ctx context.Context, id, parent string, fn func(layerDir, parentDir string) error) error {
-	tmp, err := staging.New(tempRoot(d.home))
+	tmp, err := staging.New(tempRoot(d.homes.Home))
 	if err != nil {
 		return err
 	}

@@ -31,10 +31,8 @@ const defaultPerms = 0o555
 // construction; the mount counts are guarded by mu.
 type Driver struct {
 	// Fixed at construction; safe without locks.
-	home              string   // G/overlay
-	runHome           string   // R/overlay: mountpoints of read-only stores' layers
-	imageStore        string   // I/overlay or ""
-	imageStores       []string // A/overlay, in order
+	homes             driver.Homes // G, I and A homes
+	runHome           string       // R/overlay: mountpoints of read-only stores' layers
 	uidMap, gidMap    []idmap.IDMap
 	mountOpt          string
 	skipMountHome     bool
@@ -67,7 +65,7 @@ func New(ctx context.Context, opts driver.Options) (driver.Driver, error) {
 	if opts.Root == "" {
 		return nil, errors.New("overlay: driver home (Options.Root) is empty")
 	}
-	d := &Driver{home: opts.Root, uidMap: opts.UIDMap, gidMap: opts.GIDMap, counts: map[string]int{}}
+	d := &Driver{homes: driver.NewHomes(opts, Name), uidMap: opts.UIDMap, gidMap: opts.GIDMap, counts: map[string]int{}}
 	if opts.RunRoot != "" {
 		d.runHome = opts.RunRoot
 	}
@@ -76,17 +74,11 @@ func New(ctx context.Context, opts driver.Options) (driver.Driver, error) {
 			return nil, err
 		}
 	}
-	if opts.ImageStore != "" {
-		d.imageStore = filepath.Join(opts.ImageStore, Name)
-	}
-	for _, a := range opts.ImageStores {
-		d.imageStores = append(d.imageStores, filepath.Join(a, Name))
-	}
 	d.rootless = os.Geteuid() != 0
 	if err := d.probe(); err != nil {
 		return nil, err
 	}
-	for _, base := range d.writableBases() {
+	for _, base := range d.homes.Writable() {
 		if err := d.makeHome(base); err != nil {
 			return nil, err
 		}
@@ -95,8 +87,8 @@ func New(ctx context.Context, opts driver.Options) (driver.Driver, error) {
 		return nil, err
 	}
 	if !d.skipMountHome {
-		if err := mountHomePrivate(d.home); err != nil {
-			return nil, fmt.Errorf("overlay: making %s a private mount: %w", d.home, err)
+		if err := mountHomePrivate(d.homes.Home); err != nil {
+			return nil, fmt.Errorf("overlay: making %s a private mount: %w", d.homes.Home, err)
 		}
 		d.homeMounted = true
 	}
@@ -147,7 +139,7 @@ func (d *Driver) probe() error {
 	if !strings.Contains(string(b), "\toverlay\n") {
 		return fmt.Errorf("overlay: the kernel does not support overlay (not in /proc/filesystems): %w", driver.ErrNotSupported)
 	}
-	probeDir := d.home
+	probeDir := d.homes.Home
 	for {
 		if _, err := os.Stat(probeDir); err == nil {
 			break
@@ -161,7 +153,7 @@ func (d *Driver) probe() error {
 	d.backingFs = fsName(st.Type)
 	switch d.backingFs {
 	case "overlayfs", "aufs", "ecryptfs":
-		return fmt.Errorf("overlay: %s on %s needs a mount program, which stowage does not support: %w", d.home, d.backingFs, driver.ErrNotSupported)
+		return fmt.Errorf("overlay: %s on %s needs a mount program, which stowage does not support: %w", d.homes.Home, d.backingFs, driver.ErrNotSupported)
 	}
 	d.metacopy = hasMetacopy(splitOpts(d.mountOpt)) && sysParamExists("metacopy")
 	d.naiveDiff = sysParam("redirect_dir") == "Y"
@@ -247,27 +239,10 @@ func mountHomePrivate(home string) error {
 }
 
 // Home returns the driver home, G/overlay.
-func (d *Driver) Home() string { return d.home }
+func (d *Driver) Home() string { return d.homes.Home }
 
 // Name returns "overlay".
 func (d *Driver) Name() string { return Name }
-
-// baseFor returns the home a new layer goes to: the split image store for
-// image layers when there is one, else G/overlay.
-func (d *Driver) baseFor(readWrite bool) string {
-	if d.imageStore != "" && !readWrite {
-		return d.imageStore
-	}
-	return d.home
-}
-
-// writableBases lists the read-write homes: G/overlay, then I/overlay.
-func (d *Driver) writableBases() []string {
-	if d.imageStore != "" {
-		return []string{d.home, d.imageStore}
-	}
-	return []string{d.home}
-}
 
 // checkID rejects IDs that cannot name a layer directory.
 func checkID(id string) error {
@@ -283,10 +258,10 @@ func (d *Driver) lookup(id string) (dir string, writable bool, err error) {
 	if err := checkID(id); err != nil {
 		return "", false, err
 	}
-	for i, h := range append(d.writableBases(), d.imageStores...) {
+	for i, h := range d.homes.Search() {
 		p := filepath.Join(h, id)
 		if fi, err := os.Stat(p); err == nil && fi.IsDir() {
-			return p, i < len(d.writableBases()), nil
+			return p, i < len(d.homes.Writable()), nil
 		}
 	}
 	return "", false, fmt.Errorf("overlay layer %s: %w", id, driver.ErrLayerUnknown)
@@ -302,7 +277,7 @@ func (d *Driver) Exists(id string) bool {
 // staging and tempdirs.
 func (d *Driver) ListLayers() ([]string, error) {
 	var ids []string
-	for _, base := range d.writableBases() {
+	for _, base := range d.homes.Writable() {
 		entries, err := os.ReadDir(base)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
@@ -337,14 +312,14 @@ func (d *Driver) Cleanup(ctx context.Context) error {
 	if d.skipMountHome {
 		return nil
 	}
-	if mounted, err := mountinfo.Mounted(d.home); err != nil || !mounted {
+	if mounted, err := mountinfo.Mounted(d.homes.Home); err != nil || !mounted {
 		return nil
 	}
-	err := unix.Unmount(d.home, 0)
+	err := unix.Unmount(d.homes.Home, 0)
 	if err == nil || errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOENT) || errors.Is(err, unix.EBUSY) {
 		return nil
 	}
-	return &os.PathError{Op: "unmount", Path: d.home, Err: err}
+	return &os.PathError{Op: "unmount", Path: d.homes.Home, Err: err}
 }
 
 // tempRoot is where staged diffs and deferred deletions of base live.
@@ -354,7 +329,7 @@ func tempRoot(base string) string { return filepath.Join(base, tempDirsDir) }
 // image store's) whose owner died; live owners' dirs are left alone.
 func (d *Driver) RecoverStaleTempDirs(ctx context.Context) error {
 	var roots []string
-	for _, base := range d.writableBases() {
+	for _, base := range d.homes.Writable() {
 		roots = append(roots, tempRoot(base))
 	}
 	if err := driver.RecoverStaleTempRoots(roots...); err != nil {

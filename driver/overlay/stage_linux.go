@@ -48,7 +48,7 @@ func (d *Driver) StageDiff(ctx context.Context, parent string, blob io.Reader, o
 	if err != nil {
 		return nil, err
 	}
-	base := d.baseFor(create.ReadWrite)
+	base := d.homes.BaseFor(create.ReadWrite)
 	if err := d.makeHome(base); err != nil {
 		return nil, err
 	}
@@ -89,7 +89,7 @@ func (d *Driver) CommitStaged(ctx context.Context, id, parent string, s *driver.
 	if s == nil || s.Dir == "" {
 		return errors.New("overlay commit: no staged layer")
 	}
-	base := d.baseFor(opts.ReadWrite)
+	base := d.homes.BaseFor(opts.ReadWrite)
 	if _, err := os.Lstat(filepath.Join(base, id)); err == nil {
 		return fmt.Errorf("overlay commit %s: %w", id, os.ErrExist)
 	}

@@ -45,7 +45,7 @@ func (d *Driver) StageDiff(ctx context.Context, parent string, blob io.Reader, o
 	if err != nil {
 		return nil, err
 	}
-	base := d.baseFor(create.ReadWrite)
+	base := d.homes.BaseFor(create.ReadWrite)
 	tmp, err := staging.New(tempRoot(base))
 	if err != nil {
 		return nil, fmt.Errorf("vfs stage: %w", err)
@@ -90,7 +90,7 @@ func (d *Driver) CommitStaged(ctx context.Context, id, parent string, s *driver.
 	if s == nil || s.Dir == "" {
 		return errors.New("vfs commit: no staged layer")
 	}
-	base := d.baseFor(opts.ReadWrite)
+	base := d.homes.BaseFor(opts.ReadWrite)
 	if err := d.ensureLayersDir(base); err != nil {
 		return fmt.Errorf("vfs commit %s: %w", id, err)
 	}

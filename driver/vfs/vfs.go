@@ -26,9 +26,7 @@ const defaultPerms = 0o555
 // Driver is the vfs driver. Its fields are fixed at construction, so one
 // value is safe for concurrent use; the store serialises calls per layer.
 type Driver struct {
-	home              string   // G/vfs
-	imageStore        string   // I/vfs of the split image store, or ""
-	imageStores       []string // A/vfs for each read-only image store, in order
+	homes             driver.Homes // G, I and A homes
 	uidMap, gidMap    []idmap.IDMap
 	ignoreChownErrors bool
 }
@@ -47,23 +45,17 @@ func New(ctx context.Context, opts driver.Options) (driver.Driver, error) {
 	if opts.Root == "" {
 		return nil, errors.New("vfs: driver home (Options.Root) is empty")
 	}
-	d := &Driver{home: opts.Root, uidMap: opts.UIDMap, gidMap: opts.GIDMap}
+	d := &Driver{homes: driver.NewHomes(opts, Name), uidMap: opts.UIDMap, gidMap: opts.GIDMap}
 	for _, o := range opts.DriverOptions {
 		if err := d.parseOption(o); err != nil {
 			return nil, err
 		}
 	}
-	if opts.ImageStore != "" {
-		d.imageStore = filepath.Join(opts.ImageStore, Name)
-	}
-	for _, a := range opts.ImageStores {
-		d.imageStores = append(d.imageStores, filepath.Join(a, Name))
-	}
 	uid, gid, err := rootPair(d.uidMap, d.gidMap)
 	if err != nil {
 		return nil, err
 	}
-	if err := mkdirAllOwned(d.home, 0o700, uid, gid); err != nil {
+	if err := mkdirAllOwned(d.homes.Home, 0o700, uid, gid); err != nil {
 		return nil, fmt.Errorf("vfs: %w", err)
 	}
 	return d, nil
@@ -95,27 +87,10 @@ func (d *Driver) parseOption(o string) error {
 }
 
 // Home returns the driver home, G/vfs.
-func (d *Driver) Home() string { return d.home }
+func (d *Driver) Home() string { return d.homes.Home }
 
 // Name returns "vfs".
 func (d *Driver) Name() string { return Name }
-
-// baseFor returns the read-write home a new layer goes to: the split image
-// store for image (not ReadWrite) layers when there is one, else G/vfs.
-func (d *Driver) baseFor(readWrite bool) string {
-	if d.imageStore != "" && !readWrite {
-		return d.imageStore
-	}
-	return d.home
-}
-
-// writableBases lists the read-write homes: G/vfs, then I/vfs.
-func (d *Driver) writableBases() []string {
-	if d.imageStore != "" {
-		return []string{d.home, d.imageStore}
-	}
-	return []string{d.home}
-}
 
 // layersDir is <base>/dir.
 func layersDir(base string) string { return filepath.Join(base, "dir") }
@@ -126,7 +101,7 @@ func layerDir(base, id string) string { return filepath.Join(base, "dir", id) }
 // writableDir returns the directory of layer id in a read-write home, or
 // an error wrapping driver.ErrLayerUnknown.
 func (d *Driver) writableDir(id string) (string, error) {
-	for _, b := range d.writableBases() {
+	for _, b := range d.homes.Writable() {
 		p := layerDir(b, id)
 		if fi, err := os.Stat(p); err == nil && fi.IsDir() {
 			return p, nil
@@ -150,7 +125,7 @@ func (d *Driver) lookup(id string) (string, error) {
 	if err := checkID(id); err != nil {
 		return "", err
 	}
-	homes := append(d.writableBases(), d.imageStores...)
+	homes := d.homes.Search()
 	for _, h := range homes {
 		p := layerDir(h, id)
 		if fi, err := os.Stat(p); err == nil && fi.IsDir() {
@@ -263,7 +238,7 @@ func (d *Driver) Create(ctx context.Context, id, parent string, opts driver.Crea
 	if err != nil {
 		return err
 	}
-	base := d.baseFor(opts.ReadWrite)
+	base := d.homes.BaseFor(opts.ReadWrite)
 	if err := d.ensureLayersDir(base); err != nil {
 		return err
 	}
@@ -293,7 +268,7 @@ func (d *Driver) Remove(ctx context.Context, id string) error {
 	if err := checkID(id); err != nil {
 		return err
 	}
-	for _, base := range d.writableBases() {
+	for _, base := range d.homes.Writable() {
 		if err := removeLayerDir(base, id); err != nil {
 			return fmt.Errorf("vfs remove %s: %w", id, err)
 		}
@@ -331,7 +306,7 @@ func (d *Driver) Put(ctx context.Context, id string) error { return nil }
 // image store, I/vfs/dir (not the read-only image stores').
 func (d *Driver) ListLayers() ([]string, error) {
 	var ids []string
-	for _, base := range d.writableBases() {
+	for _, base := range d.homes.Writable() {
 		entries, err := os.ReadDir(layersDir(base))
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
@@ -362,7 +337,7 @@ func tempRoot(base string) string { return filepath.Join(base, "tempdirs") }
 // are left alone.
 func (d *Driver) RecoverStaleTempDirs(ctx context.Context) error {
 	var roots []string
-	for _, base := range d.writableBases() {
+	for _, base := range d.homes.Writable() {
 		roots = append(roots, tempRoot(base))
 	}
 	if err := driver.RecoverStaleTempRoots(roots...); err != nil {
