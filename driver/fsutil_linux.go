@@ -1,8 +1,10 @@
 package driver
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -10,6 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/stowage/stowage/archive"
 	"github.com/stowage/stowage/internal/fsx"
 	"github.com/stowage/stowage/internal/idmap"
 	"github.com/stowage/stowage/staging"
@@ -212,4 +215,37 @@ func openNoFollow(rootFd int, rel string, flags int) (int, error) {
 		cur = fd
 	}
 	return cur, nil
+}
+
+// StageTree stages a layer tree without store locks: it makes a staging
+// temp dir under tempRoot, has prepare create the tree's root at the dir
+// it is given (prepare's errors are returned as they are), unpacks blob
+// into it with u and flushes the file system (one syncfs costs a fraction
+// of an fdatasync per file: measured on 16k files, ~11 s of fdatasync vs
+// well under a second of syncfs; so the commit under layers.lock is only a
+// rename). Its own errors start with prefix (the driver name) and
+// " stage: ". On any error, including a cancelled ctx, the temp dir is
+// removed; on success the caller owns the Staged value.
+func StageTree(ctx context.Context, tempRoot, prefix string, blob io.Reader, u archive.UnpackOptions, prepare func(dir string) error) (_ *Staged, retErr error) {
+	tmp, err := staging.New(tempRoot)
+	if err != nil {
+		return nil, fmt.Errorf("%s stage: %w", prefix, err)
+	}
+	defer func() {
+		if retErr != nil {
+			_ = tmp.Cleanup() // retErr is what the caller needs; recovery reclaims leftovers
+		}
+	}()
+	dir := tmp.Addition()
+	if err := prepare(dir); err != nil {
+		return nil, err
+	}
+	res, err := archive.Unpack(ctx, dir, blob, u)
+	if err != nil {
+		return nil, fmt.Errorf("%s stage: %w", prefix, err)
+	}
+	if err := fsx.Syncfs(dir); err != nil {
+		return nil, fmt.Errorf("%s stage: flushing %s: %w", prefix, dir, err)
+	}
+	return &Staged{Result: res, Dir: dir, Cleanup: tmp.Cleanup}, nil
 }

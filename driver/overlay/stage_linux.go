@@ -11,7 +11,6 @@ import (
 	"github.com/stowage/stowage/archive"
 	"github.com/stowage/stowage/driver"
 	"github.com/stowage/stowage/internal/fsx"
-	"github.com/stowage/stowage/staging"
 )
 
 // opaqueXattr is the xattr marking an opaque directory.
@@ -25,12 +24,7 @@ func (d *Driver) opaqueXattr() string {
 // unpackOptions turns apply options into archive options: overlay
 // whiteouts (char 0/0 devices, opaque xattrs) and the layer's maps.
 func (d *Driver) unpackOptions(opts driver.ApplyOptions) archive.UnpackOptions {
-	u := opts.Unpack
-	u.UIDMap, u.GIDMap = opts.UIDMap, opts.GIDMap
-	u.Whiteouts = archive.WhiteoutOverlay
-	u.OpaqueXattr = d.opaqueXattr()
-	u.IgnoreChownErrors = opts.IgnoreChownErrors || d.ignoreChownErrors
-	return u
+	return driver.UnpackOptionsFor(opts, archive.WhiteoutOverlay, d.opaqueXattr(), d.ignoreChownErrors)
 }
 
 // StageDiff extracts blob, without store locks, into a staged diff dir
@@ -39,11 +33,8 @@ func (d *Driver) unpackOptions(opts driver.ApplyOptions) archive.UnpackOptions {
 // 0555 owned by the mapped root), with overlay whiteouts, then flushes
 // the file system. A missing parent wraps driver.ErrLayerUnknown. On any
 // error, including a cancelled ctx, the temp dir is removed.
-func (d *Driver) StageDiff(ctx context.Context, parent string, blob io.Reader, opts driver.ApplyOptions, create driver.CreateOptions) (_ *driver.Staged, retErr error) {
-	uidMap, gidMap := create.UIDMap, create.GIDMap
-	if len(uidMap) == 0 && len(gidMap) == 0 {
-		uidMap, gidMap = opts.UIDMap, opts.GIDMap
-	}
+func (d *Driver) StageDiff(ctx context.Context, parent string, blob io.Reader, opts driver.ApplyOptions, create driver.CreateOptions) (*driver.Staged, error) {
+	uidMap, gidMap := driver.StageMaps(opts, create)
 	mode, uid, gid, err := d.diffAttrs(parent, uidMap, gidMap)
 	if err != nil {
 		return nil, err
@@ -52,28 +43,12 @@ func (d *Driver) StageDiff(ctx context.Context, parent string, blob io.Reader, o
 	if err := d.makeHome(base); err != nil {
 		return nil, err
 	}
-	tmp, err := staging.New(tempRoot(base))
-	if err != nil {
-		return nil, fmt.Errorf("overlay stage: %w", err)
-	}
-	defer func() {
-		if retErr != nil {
-			_ = tmp.Cleanup() // retErr is what the caller needs; recovery reclaims leftovers
+	return driver.StageTree(ctx, tempRoot(base), Name, blob, d.unpackOptions(opts), func(dir string) error {
+		if err := driver.MkdirOwned(dir, mode, uid, gid); err != nil {
+			return fmt.Errorf("overlay stage: %w", err)
 		}
-	}()
-	dir := tmp.Addition()
-	if err := driver.MkdirOwned(dir, mode, uid, gid); err != nil {
-		return nil, fmt.Errorf("overlay stage: %w", err)
-	}
-	res, err := archive.Unpack(ctx, dir, blob, d.unpackOptions(opts))
-	if err != nil {
-		return nil, fmt.Errorf("overlay stage: %w", err)
-	}
-	// Flush here, outside the store locks, so the commit is a rename.
-	if err := fsx.Syncfs(dir); err != nil {
-		return nil, fmt.Errorf("overlay stage: flushing %s: %w", dir, err)
-	}
-	return &driver.Staged{Result: res, Dir: dir, Cleanup: tmp.Cleanup}, nil
+		return nil
+	})
 }
 
 // CommitStaged makes s layer id on parent: Create's layout without diff,

@@ -9,18 +9,12 @@ import (
 	"github.com/stowage/stowage/archive"
 	"github.com/stowage/stowage/driver"
 	"github.com/stowage/stowage/internal/fsx"
-	"github.com/stowage/stowage/staging"
 )
 
 // unpackOptions turns the driver-level apply options into archive options:
 // naive whiteouts (deletions) and the ID maps of the layer.
 func (d *Driver) unpackOptions(opts driver.ApplyOptions) archive.UnpackOptions {
-	u := opts.Unpack
-	u.UIDMap, u.GIDMap = opts.UIDMap, opts.GIDMap
-	u.Whiteouts = archive.WhiteoutDelete
-	u.OpaqueXattr = ""
-	u.IgnoreChownErrors = opts.IgnoreChownErrors || d.ignoreChownErrors
-	return u
+	return driver.UnpackOptionsFor(opts, archive.WhiteoutDelete, "", d.ignoreChownErrors)
 }
 
 // StageDiff builds a new layer on parent in a staging temp dir under
@@ -36,43 +30,21 @@ func (d *Driver) unpackOptions(opts driver.ApplyOptions) archive.UnpackOptions {
 // wrapping driver.ErrLayerUnknown. On any error, including a cancelled ctx,
 // the temp dir is removed. On success the caller owns the Staged value and
 // must either CommitStaged it or call its Cleanup.
-func (d *Driver) StageDiff(ctx context.Context, parent string, blob io.Reader, opts driver.ApplyOptions, create driver.CreateOptions) (_ *driver.Staged, retErr error) {
-	uidMap, gidMap := create.UIDMap, create.GIDMap
-	if len(uidMap) == 0 && len(gidMap) == 0 {
-		uidMap, gidMap = opts.UIDMap, opts.GIDMap
-	}
+func (d *Driver) StageDiff(ctx context.Context, parent string, blob io.Reader, opts driver.ApplyOptions, create driver.CreateOptions) (*driver.Staged, error) {
+	uidMap, gidMap := driver.StageMaps(opts, create)
 	parentDir, mode, uid, gid, err := d.rootAttrs(parent, uidMap, gidMap)
 	if err != nil {
 		return nil, err
 	}
 	base := d.homes.BaseFor(create.ReadWrite)
-	tmp, err := staging.New(tempRoot(base))
-	if err != nil {
-		return nil, fmt.Errorf("vfs stage: %w", err)
-	}
-	defer func() {
-		if retErr != nil {
-			_ = tmp.Cleanup() // retErr is what the caller needs; recovery reclaims leftovers
-		}
-	}()
-	dir := tmp.Addition()
 	shift := driver.ShiftFor(create)
 	shift.ToUID, shift.ToGID = uidMap, gidMap
-	if err := makeLayerRoot(ctx, dir, parentDir, mode, uid, gid, shift); err != nil {
-		return nil, fmt.Errorf("vfs stage on %q: %w", parent, err)
-	}
-	res, err := archive.Unpack(ctx, dir, blob, d.unpackOptions(opts))
-	if err != nil {
-		return nil, fmt.Errorf("vfs stage: %w", err)
-	}
-	// Flush the staged tree here, outside the store locks, so the commit
-	// under layers.lock is only a rename. One syncfs of the file system
-	// costs a fraction of an fdatasync per file (measured 16k files:
-	// ~11 s of fdatasync vs well under a second of syncfs).
-	if err := fsx.Syncfs(dir); err != nil {
-		return nil, fmt.Errorf("vfs stage: flushing %s: %w", dir, err)
-	}
-	return &driver.Staged{Result: res, Dir: dir, Cleanup: tmp.Cleanup}, nil
+	return driver.StageTree(ctx, tempRoot(base), Name, blob, d.unpackOptions(opts), func(dir string) error {
+		if err := makeLayerRoot(ctx, dir, parentDir, mode, uid, gid, shift); err != nil {
+			return fmt.Errorf("vfs stage on %q: %w", parent, err)
+		}
+		return nil
+	})
 }
 
 // CommitStaged makes the staged tree s (already flushed by StageDiff) the
