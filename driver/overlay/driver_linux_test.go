@@ -284,7 +284,7 @@ func TestHomePrivateMount(t *testing.T) {
 }
 
 func TestOptions(t *testing.T) {
-	requireOverlay(t)
+	drivertest.RequireOverlay(t)
 	for _, o := range []string{"bogus=1", "mount_program=/usr/bin/fuse-overlayfs", "skip_mount_home=maybe", "novalue"} {
 		if _, err := New(bg, driver.Options{Root: t.TempDir(), DriverOptions: []string{o}}); err == nil {
 			t.Errorf("option %q accepted", o)

@@ -10,7 +10,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -18,20 +17,9 @@ import (
 	"github.com/stowage/stowage/store"
 )
 
-func requireOverlay(t testing.TB) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("overlay mounts need root")
-	}
-	b, err := os.ReadFile("/proc/filesystems")
-	if err != nil || !strings.Contains(string(b), "\toverlay\n") {
-		t.Skip("the kernel has no overlay file system")
-	}
-}
-
 func openStore(t testing.TB) *store.Store {
 	t.Helper()
-	requireOverlay(t)
+	drivertest.RequireOverlay(t)
 	ctx := context.Background()
 	dir := t.TempDir()
 	s, err := store.Open(ctx, store.Options{GraphRoot: filepath.Join(dir, "root"), RunRoot: filepath.Join(dir, "run"), GraphDriverName: "overlay"})
