@@ -97,11 +97,10 @@ func New(ctx context.Context, opts driver.Options) (driver.Driver, error) {
 
 // parseOption applies one "key=value" option (prefix already stripped).
 func (d *Driver) parseOption(o string) error {
-	key, val, ok := strings.Cut(o, "=")
-	if !ok {
-		return fmt.Errorf("unable to parse key/value option: %s", o)
+	key, val, err := driver.SplitOption(o)
+	if err != nil {
+		return err
 	}
-	key, val = strings.ToLower(strings.TrimSpace(key)), strings.TrimSpace(val)
 	switch key {
 	case "imagestore", "additionalimagestore":
 		// The store already parsed these into Options.ImageStores.
@@ -276,20 +275,13 @@ func (d *Driver) Exists(id string) bool {
 // ListLayers lists every directory of the read-write homes except l,
 // staging and tempdirs.
 func (d *Driver) ListLayers() ([]string, error) {
-	var ids []string
+	var dirs []string
 	for _, base := range d.homes.Writable() {
-		entries, err := os.ReadDir(base)
-		if errors.Is(err, fs.ErrNotExist) {
-			continue
-		}
-		if err != nil {
-			return nil, fmt.Errorf("overlay list layers: %w", err)
-		}
-		for _, e := range entries {
-			if e.IsDir() && !reservedNames[e.Name()] {
-				ids = append(ids, e.Name())
-			}
-		}
+		dirs = append(dirs, base)
+	}
+	ids, err := driver.ListSubdirs(dirs, func(name string) bool { return reservedNames[name] })
+	if err != nil {
+		return nil, fmt.Errorf("overlay list layers: %w", err)
 	}
 	return ids, nil
 }

@@ -63,11 +63,10 @@ func New(ctx context.Context, opts driver.Options) (driver.Driver, error) {
 
 // parseOption applies one "key=value" option (prefix already stripped).
 func (d *Driver) parseOption(o string) error {
-	key, val, ok := strings.Cut(o, "=")
-	if !ok {
-		return fmt.Errorf("unable to parse key/value option: %s", o)
+	key, val, err := driver.SplitOption(o)
+	if err != nil {
+		return err
 	}
-	key, val = strings.ToLower(strings.TrimSpace(key)), strings.TrimSpace(val)
 	switch key {
 	case "imagestore":
 		// The store already parsed these into Options.ImageStores.
@@ -305,20 +304,13 @@ func (d *Driver) Put(ctx context.Context, id string) error { return nil }
 // ListLayers lists every directory under G/vfs/dir and, with a split
 // image store, I/vfs/dir (not the read-only image stores').
 func (d *Driver) ListLayers() ([]string, error) {
-	var ids []string
+	var dirs []string
 	for _, base := range d.homes.Writable() {
-		entries, err := os.ReadDir(layersDir(base))
-		if errors.Is(err, fs.ErrNotExist) {
-			continue
-		}
-		if err != nil {
-			return nil, fmt.Errorf("vfs list layers: %w", err)
-		}
-		for _, e := range entries {
-			if e.IsDir() {
-				ids = append(ids, e.Name())
-			}
-		}
+		dirs = append(dirs, layersDir(base))
+	}
+	ids, err := driver.ListSubdirs(dirs, nil)
+	if err != nil {
+		return nil, fmt.Errorf("vfs list layers: %w", err)
 	}
 	return ids, nil
 }
