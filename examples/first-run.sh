@@ -37,4 +37,5 @@ cat "$mnt/usr/share/hello/greeting.txt"
 echo "--- layer record:"
 st layer "$layer"
 st unmount "$ctr" >/dev/null
+st shutdown >/dev/null # releases driver-level mounts (overlay's private home bind mount)
 echo "unmounted; the store stays in $demo (remove it with: rm -rf $demo)"
