@@ -17,7 +17,10 @@ import (
 // read-write layer on the image's top layer, its record, and its data
 // and run directories. On failure the layer just made is deleted.
 func (s *Store) CreateContainer(ctx context.Context, opts ContainerOptions) (*container.Container, error) {
-	unlock, err := s.lockStores(ctx, lockSpec{layers: modeWrite, images: modeRead, containers: modeWrite})
+	// Like upstream, creating a container with ID mappings holds
+	// userns.lock over the whole creation (spec §7.3).
+	userns := len(opts.IDMapping.UIDMap) > 0 || len(opts.IDMapping.GIDMap) > 0
+	unlock, err := s.lockStores(ctx, lockSpec{layers: modeWrite, images: modeRead, containers: modeWrite, userns: userns})
 	if err != nil {
 		return nil, err
 	}

@@ -370,10 +370,11 @@ const (
 type lockSpec struct {
 	layers, images, containers lockMode
 	graphWrite                 bool
+	userns                     bool // G/userns.lock for writing (containers with ID mappings)
 }
 
 // lockStores takes the locks in the order of doc.go (storage.lock, if
-// graphWrite, before the tables) and returns a function that releases
+// graphWrite, then userns.lock, if userns, before the tables) and returns a function that releases
 // them in reverse.
 func (s *Store) lockStores(ctx context.Context, spec lockSpec) (func(), error) {
 	var unlocks []func()
@@ -392,6 +393,14 @@ func (s *Store) lockStores(ctx context.Context, spec lockSpec) (func(), error) {
 		for i := len(unlocks) - 1; i >= 0; i-- {
 			unlocks[i]()
 		}
+	}
+	if spec.userns {
+		uunlock, err := s.usernsLock.LockWrite(ctx)
+		if err != nil {
+			release()
+			return nil, err
+		}
+		unlocks = append(unlocks, uunlock)
 	}
 	take := func(m lockMode, rd, wr func(context.Context) (func(), error)) error {
 		var u func()
