@@ -30,7 +30,7 @@ func ExportChanges(ctx context.Context, w io.Writer, dir string, changes []Chang
 	slices.SortStableFunc(sorted, func(a, b Change) int { return strings.Compare(a.Path, b.Path) })
 	bw := bufio.NewWriterSize(w, 1<<20)
 	tw := tar.NewWriter(bw)
-	ex := exporter{tw: tw, opts: opts, seen: map[uint64]string{}, buf: make([]byte, 1<<20)}
+	ex := NewExporter(tw, opts)
 	for _, c := range sorted {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -53,7 +53,7 @@ func ExportChanges(ctx context.Context, w io.Writer, dir string, changes []Chang
 			}
 			continue
 		}
-		if err := ex.addFile(filepath.Join(dir, rel), rel); err != nil {
+		if _, err := ex.Add(filepath.Join(dir, rel), rel); err != nil {
 			return fmt.Errorf("adding %s: %w", c.Path, err)
 		}
 	}
@@ -63,36 +63,45 @@ func ExportChanges(ctx context.Context, w io.Writer, dir string, changes []Chang
 	return bw.Flush()
 }
 
-// exporter writes files into the diff tar, remembering hard links.
-type exporter struct {
+// Exporter writes files of a tree into a diff tar as ExportChanges does
+// (type bits in the mode, dirs with "/", device numbers, exported xattrs as
+// PAX records, hard links to the first name seen, owners mapped back to
+// container IDs); drivers with a native diff use it for their entries.
+type Exporter struct {
 	tw   *tar.Writer
 	opts ExportOptions
 	seen map[uint64]string // inode -> first name written, for hard links
 	buf  []byte
 }
 
-// addFile writes the file at p as the entry rel.
-func (ex *exporter) addFile(p, rel string) error {
+// NewExporter returns an Exporter writing to tw.
+func NewExporter(tw *tar.Writer, opts ExportOptions) *Exporter {
+	return &Exporter{tw: tw, opts: opts, seen: map[uint64]string{}, buf: make([]byte, 1<<20)}
+}
+
+// Add writes the file at p as the entry rel and returns the header it
+// wrote; a socket is skipped (nil header, nil error).
+func (ex *Exporter) Add(p, rel string) (*tar.Header, error) {
 	fi, err := os.Lstat(p)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if fi.Mode()&os.ModeSocket != 0 {
-		return nil
+		return nil, nil
 	}
 	var link string
 	if fi.Mode()&os.ModeSymlink != 0 {
 		if link, err = os.Readlink(p); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	hdr, err := tar.FileInfoHeader(fi, link)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	st, ok := fi.Sys().(*syscall.Stat_t)
 	if !ok {
-		return fmt.Errorf("no stat data for %s", p)
+		return nil, fmt.Errorf("no stat data for %s", p)
 	}
 	hdr.Mode |= int64(st.Mode & syscall.S_IFMT) // type bits in mode, as upstream writes
 	hdr.Name = rel
@@ -106,7 +115,7 @@ func (ex *exporter) addFile(p, rel string) error {
 	for _, name := range exportXattrNames(p) {
 		v, err := lgetxattr(p, name)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if v == nil {
 			continue
@@ -127,33 +136,33 @@ func (ex *exporter) addFile(p, rel string) error {
 	}
 	if !strings.HasPrefix(path.Base(rel), whiteoutPrefix) {
 		if hdr.Uid, err = idmap.ToContainer(int(st.Uid), ex.opts.UIDMap); err != nil {
-			return err
+			return nil, err
 		}
 		if hdr.Gid, err = idmap.ToContainer(int(st.Gid), ex.opts.GIDMap); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	if hdr.Format == tar.FormatUnknown {
 		hdr.ModTime = hdr.ModTime.Truncate(time.Second)
 	}
 	if err := ex.tw.WriteHeader(hdr); err != nil {
-		return err
+		return nil, err
 	}
 	if hdr.Typeflag == tar.TypeReg && hdr.Size > 0 {
 		f, err := os.Open(p)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		defer f.Close()
 		n, err := io.CopyBuffer(ex.tw, io.LimitReader(f, hdr.Size), ex.buf)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if n != hdr.Size {
-			return fmt.Errorf("file shrank while archiving: %d of %d bytes", n, hdr.Size)
+			return nil, fmt.Errorf("file shrank while archiving: %d of %d bytes", n, hdr.Size)
 		}
 	}
-	return nil
+	return hdr, nil
 }
 
 // exportXattrNames lists the xattrs a diff carries.

@@ -12,14 +12,12 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/stowage/stowage/archive"
 	"github.com/stowage/stowage/driver"
-	"github.com/stowage/stowage/internal/idmap"
 	"github.com/stowage/stowage/staging"
 )
 
@@ -350,7 +348,7 @@ func (d *Driver) mountRO(target, id string) (string, error) {
 func (v layerView) nativeDiff(ctx context.Context, w io.Writer, opts archive.ExportOptions) error {
 	bw := bufio.NewWriterSize(w, 1<<20)
 	tw := tar.NewWriter(bw)
-	tx := tarExporter{tw: tw, opts: opts, seen: map[uint64]string{}, buf: make([]byte, 1<<20)}
+	ex := archive.NewExporter(tw, opts)
 	err := v.walk(ctx, func(rel, p string, st *unix.Stat_t) error {
 		if isWhiteout(st) {
 			return tw.WriteHeader(&tar.Header{
@@ -360,9 +358,12 @@ func (v layerView) nativeDiff(ctx context.Context, w io.Writer, opts archive.Exp
 				ModTime: time.Unix(st.Mtim.Unix()).Truncate(time.Second),
 			})
 		}
-		hdr, err := tx.add(p, rel)
+		hdr, err := ex.Add(p, rel)
 		if err != nil {
 			return fmt.Errorf("adding %s: %w", rel, err)
+		}
+		if hdr == nil { // a socket: not exported
+			return nil
 		}
 		if hdr.Typeflag == tar.TypeDir && isOpaque(p, v.opaque) && v.lowerStat(rel) != nil {
 			return tw.WriteHeader(&tar.Header{
@@ -382,124 +383,6 @@ func (v layerView) nativeDiff(ctx context.Context, w io.Writer, opts archive.Exp
 		return err
 	}
 	return bw.Flush()
-}
-
-// tarExporter writes files as tar entries, remembering hard links.
-type tarExporter struct {
-	tw   *tar.Writer
-	opts archive.ExportOptions
-	seen map[uint64]string // inode -> first name written
-	buf  []byte
-}
-
-// add writes the file at p as the entry rel and returns its header.
-func (tx *tarExporter) add(p, rel string) (*tar.Header, error) {
-	fi, err := os.Lstat(p)
-	if err != nil {
-		return nil, err
-	}
-	if fi.Mode()&os.ModeSocket != 0 {
-		return &tar.Header{}, nil
-	}
-	var link string
-	if fi.Mode()&os.ModeSymlink != 0 {
-		if link, err = os.Readlink(p); err != nil {
-			return nil, err
-		}
-	}
-	hdr, err := tar.FileInfoHeader(fi, link)
-	if err != nil {
-		return nil, err
-	}
-	st := fi.Sys().(*syscall.Stat_t)
-	hdr.Mode |= int64(st.Mode & syscall.S_IFMT)
-	hdr.Name = rel
-	if fi.IsDir() {
-		hdr.Name += "/"
-	}
-	if hdr.Typeflag == tar.TypeChar || hdr.Typeflag == tar.TypeBlock {
-		hdr.Devmajor = int64(unix.Major(uint64(st.Rdev)))
-		hdr.Devminor = int64(unix.Minor(uint64(st.Rdev)))
-	}
-	for _, name := range exportXattrNames(p) {
-		v, ok := getXattr(p, name)
-		if !ok {
-			continue
-		}
-		if hdr.PAXRecords == nil {
-			hdr.PAXRecords = map[string]string{}
-		}
-		hdr.PAXRecords["SCHILY.xattr."+name] = v
-	}
-	if !fi.IsDir() && st.Nlink > 1 {
-		if first, ok := tx.seen[st.Ino]; ok {
-			hdr.Typeflag, hdr.Linkname, hdr.Size = tar.TypeLink, first, 0
-		} else {
-			tx.seen[st.Ino] = hdr.Name
-		}
-	}
-	if hdr.Uid, err = idmap.ToContainer(int(st.Uid), tx.opts.UIDMap); err != nil {
-		return nil, err
-	}
-	if hdr.Gid, err = idmap.ToContainer(int(st.Gid), tx.opts.GIDMap); err != nil {
-		return nil, err
-	}
-	if hdr.Format == tar.FormatUnknown {
-		hdr.ModTime = hdr.ModTime.Truncate(time.Second)
-	}
-	if err := tx.tw.WriteHeader(hdr); err != nil {
-		return nil, err
-	}
-	if hdr.Typeflag == tar.TypeReg && hdr.Size > 0 {
-		f, err := os.Open(p)
-		if err != nil {
-			return nil, err
-		}
-		defer f.Close()
-		n, err := io.CopyBuffer(tx.tw, io.LimitReader(f, hdr.Size), tx.buf)
-		if err != nil {
-			return nil, err
-		}
-		if n != hdr.Size {
-			return nil, fmt.Errorf("file shrank while archiving: %d of %d bytes", n, hdr.Size)
-		}
-	}
-	return hdr, nil
-}
-
-// exportXattrNames lists the xattrs a diff carries: security.capability,
-// security.ima and user.* except user.overlay.*.
-func exportXattrNames(p string) []string {
-	out := []string{"security.capability", "security.ima"}
-	sz, err := unix.Llistxattr(p, nil)
-	if err != nil || sz <= 0 {
-		return out
-	}
-	buf := make([]byte, sz)
-	n, err := unix.Llistxattr(p, buf)
-	if err != nil {
-		return out
-	}
-	for _, name := range strings.Split(string(buf[:n]), "\x00") {
-		if strings.HasPrefix(name, "user.") && !strings.HasPrefix(name, "user.overlay.") {
-			out = append(out, name)
-		}
-	}
-	return out
-}
-
-// getXattr reads one xattr; ok false if it is absent.
-func getXattr(p, name string) (string, bool) {
-	sz, err := unix.Lgetxattr(p, name, nil)
-	if err != nil || sz < 0 {
-		return "", false
-	}
-	buf := make([]byte, sz)
-	n, err := unix.Lgetxattr(p, name, buf)
-	if err != nil {
-		return "", false
-	}
-	return string(buf[:n]), true
 }
 
 // OpenFile opens the regular file at path inside layer id's diff dir.
