@@ -29,6 +29,7 @@ var commands = []*command{
 	layersCmd, storageLayersCmd,
 	metadataCmd, setMetadataCmd,
 	mountCmd, unmountCmd, mountedCmd,
+	pushCmd, saveCmd,
 	getNamesCmd, addNamesCmd, setNamesCmd, removeNamesCmd,
 	shutdownCmd, statusCmd, versionCmd, wipeCmd, gcCmd, checkCmd, dedupCmd, configCmd, unshareCmd,
 }

@@ -32,6 +32,7 @@ var level = map[string]int{
 	"driver/register":   4,
 	"store":             5,
 	"config":            6,
+	"push":              6,
 	"cmd/stowage":       7,
 }
 

@@ -1,0 +1,100 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/stowage/stowage/push"
+	"github.com/stowage/stowage/store"
+)
+
+const saveSynopsis = "[options [...]] imageNameOrID oci:DIR[:REF] | oci-archive:FILE[:REF] | docker-archive:FILE[:NAME:TAG] | docker://HOST/REPO:TAG"
+
+var saveCmd = &command{
+	names: []string{"save"}, synopsis: saveSynopsis,
+	usage:   "Write an image to an OCI layout, an OCI or docker archive, or a registry",
+	minArgs: 2, maxArgs: 2, newRun: func() runner { return &saveRun{} },
+}
+
+var pushCmd = &command{
+	names: []string{"push"}, synopsis: saveSynopsis,
+	usage:   "Push an image to a registry, an OCI layout or an archive (same as save)",
+	minArgs: 2, maxArgs: 2, newRun: func() runner { return &saveRun{} },
+}
+
+// saveRun is `save` and `push`: the manifest digest goes to stdout (or a
+// JSON summary with --json), progress and the summary line to stderr.
+type saveRun struct {
+	cmdBase
+	compression string
+	jobs        string
+	tmpDir      string
+	quiet       bool
+	tlsVerify   bool
+}
+
+func (c *saveRun) addFlags(fs *flagSet) {
+	c.tlsVerify = true
+	fs.stringVar(&c.compression, []string{"-compression", "-compress"}, "Layer compression: gzip (default), zstd or none")
+	fs.stringVar(&c.jobs, []string{"-jobs"}, "Layers exported (and uploaded) at once (default: number of CPUs)")
+	fs.stringVar(&c.tmpDir, []string{"-tmpdir"}, "Directory for the compressed layers while writing (default $TMPDIR or /tmp)")
+	fs.boolVar(&c.quiet, []string{"-quiet", "q"}, "Print no progress")
+	fs.boolVar(&c.tlsVerify, []string{"-tls-verify"}, "Require HTTPS and verify certificates for registries (localhost always uses HTTP)")
+	c.jsonFlag(fs)
+}
+
+func (c *saveRun) run(ctx context.Context, st *store.Store, args []string) error {
+	comp, err := push.ParseCompression(c.compression)
+	if err != nil {
+		return err
+	}
+	jobs := 0
+	if c.jobs != "" {
+		if jobs, err = strconv.Atoi(c.jobs); err != nil || jobs < 1 {
+			return fmt.Errorf("--jobs %q: want a positive number", c.jobs)
+		}
+	}
+	dest, err := push.ParseDestination(args[1])
+	if err != nil {
+		return err
+	}
+	opts := push.Options{Compression: comp, Jobs: jobs, TempDir: c.tmpDir, Insecure: !c.tlsVerify}
+	if !c.quiet {
+		opts.OnLayer = func(li push.LayerInfo) {
+			c.p.Errorf("exported layer %d %s: %s %s\n", li.Index, li.ID, li.BlobDigest, humanBytes(li.Size))
+		}
+	}
+	res, err := push.Push(ctx, st, args[0], dest, opts)
+	if err != nil {
+		return err
+	}
+	if !c.quiet {
+		c.p.Errorf("wrote %s to %s: %d layers, %s (%s) in %s\n", args[0], dest, len(res.Layers),
+			humanBytes(res.Bytes), comp, res.Duration.Round(time.Millisecond))
+	}
+	if c.json {
+		return c.p.JSON(map[string]any{
+			"destination": dest.String(), "manifest-digest": res.ManifestDigest,
+			"config-digest": res.ConfigDigest, "layers": res.Layers, "bytes": res.Bytes,
+			"seconds": res.Duration.Seconds(),
+		})
+	}
+	c.p.Printf("%s\n", res.ManifestDigest)
+	return nil
+}
+
+// humanBytes formats n as B, KiB, MiB or GiB.
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	v, i := float64(n), -1
+	for v >= unit && i < 2 {
+		v /= unit
+		i++
+	}
+	return fmt.Sprintf("%.1f %ciB", v, "KMG"[i])
+}

@@ -1,0 +1,289 @@
+package push
+
+import (
+	"archive/tar"
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/match"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/opencontainers/go-digest"
+)
+
+// refNameAnnotation names an image inside an OCI layout's index.json.
+const refNameAnnotation = "org.opencontainers.image.ref.name"
+
+// Result describes a finished Push.
+type Result struct {
+	Destination    Destination
+	ManifestDigest digest.Digest
+	ConfigDigest   digest.Digest // the image ID a pull of it gets
+	Layers         []LayerInfo   // base layer first
+	Bytes          int64         // sum of the layer blobs' sizes
+	Duration       time.Duration
+}
+
+// Push exports the image nameOrID from st and writes it to dest (see
+// ParseDestination). The temporary blobs are removed before it returns.
+func Push(ctx context.Context, st Reader, nameOrID string, dest Destination, opts Options) (Result, error) {
+	start := time.Now()
+	img, err := Export(ctx, st, nameOrID, opts)
+	if err != nil {
+		return Result{}, err
+	}
+	defer img.Close()
+	if err := Write(ctx, img, dest, opts); err != nil {
+		return Result{}, err
+	}
+	res := Result{
+		Destination:    dest,
+		ManifestDigest: digest.Digest(img.digest.String()),
+		ConfigDigest:   digest.Digest(img.configDig.String()),
+	}
+	for k, l := range img.layers {
+		res.Layers = append(res.Layers, LayerInfo{Index: k, DiffID: digest.Digest(l.diffID.String()),
+			BlobDigest: digest.Digest(l.digest.String()), Size: l.size})
+		res.Bytes += l.size
+	}
+	res.Duration = time.Since(start)
+	return res, nil
+}
+
+// Write writes img to dest: an OCI layout (created, or added to: an image
+// with the same ref name, or the same digest when there is no ref name, is
+// replaced), an OCI archive or docker-archive file (written under a
+// temporary name and renamed into place), or a registry.
+func Write(ctx context.Context, img v1.Image, dest Destination, opts Options) error {
+	var err error
+	switch dest.Kind {
+	case OCILayout:
+		err = writeLayout(ctx, img, dest)
+	case OCIArchive:
+		err = writeFileAtomic(dest.Path, func(w io.Writer) error { return writeOCIArchive(ctx, w, img, dest.Ref) })
+	case DockerArchive:
+		err = writeDockerArchive(img, dest)
+	case Registry:
+		err = writeRegistry(ctx, img, dest, opts)
+	default:
+		err = fmt.Errorf("%w: %s", ErrBadDestination, dest)
+	}
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", dest, err)
+	}
+	return nil
+}
+
+func writeLayout(ctx context.Context, img v1.Image, dest Destination) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	p, err := layout.FromPath(dest.Path)
+	if err != nil {
+		if _, serr := os.Stat(filepath.Join(dest.Path, "index.json")); !errors.Is(serr, os.ErrNotExist) {
+			return err // there is a layout, and it does not read
+		}
+		if p, err = layout.Write(dest.Path, empty.Index); err != nil {
+			return err
+		}
+	}
+	h, err := img.Digest()
+	if err != nil {
+		return err
+	}
+	matcher := match.Digests(h)
+	var lopts []layout.Option
+	if dest.Ref != "" {
+		matcher = match.Annotation(refNameAnnotation, dest.Ref)
+		lopts = append(lopts, layout.WithAnnotations(map[string]string{refNameAnnotation: dest.Ref}))
+	}
+	return p.ReplaceImage(img, matcher, lopts...)
+}
+
+// writeFileAtomic writes path through fn under a temporary name in the same
+// directory, syncs it and renames it into place.
+func writeFileAtomic(path string, fn func(io.Writer) error) (err error) {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}()
+	bw := bufio.NewWriterSize(f, 1<<20)
+	if err := fn(bw); err != nil {
+		return err
+	}
+	if err := bw.Flush(); err != nil {
+		return err
+	}
+	if err := f.Chmod(0o644); err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), path)
+}
+
+// writeOCIArchive writes an OCI layout as a tar stream: oci-layout,
+// index.json (one manifest, named ref when given) and the blobs.
+func writeOCIArchive(ctx context.Context, w io.Writer, img v1.Image, ref string) error {
+	tw := tar.NewWriter(w)
+	now := time.Now().UTC().Truncate(time.Second)
+	dir := func(name string) error {
+		return tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: name, Mode: 0o755, ModTime: now})
+	}
+	file := func(name string, size int64, r io.Reader) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: name, Size: size, Mode: 0o644, ModTime: now}); err != nil {
+			return err
+		}
+		n, err := io.Copy(tw, r)
+		if err == nil && n != size {
+			err = fmt.Errorf("%s: wrote %d bytes, want %d", name, n, size)
+		}
+		return err
+	}
+	bytesFile := func(name string, b []byte) error { return file(name, int64(len(b)), bytes.NewReader(b)) }
+
+	manifest, err := img.RawManifest()
+	if err != nil {
+		return err
+	}
+	config, err := img.RawConfigFile()
+	if err != nil {
+		return err
+	}
+	mDigest, err := img.Digest()
+	if err != nil {
+		return err
+	}
+	cDigest, err := img.ConfigName()
+	if err != nil {
+		return err
+	}
+	desc := v1.Descriptor{MediaType: types.OCIManifestSchema1, Size: int64(len(manifest)), Digest: mDigest}
+	if ref != "" {
+		desc.Annotations = map[string]string{refNameAnnotation: ref}
+	}
+	index, err := json.Marshal(v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex, Manifests: []v1.Descriptor{desc}})
+	if err != nil {
+		return err
+	}
+	if err := bytesFile("oci-layout", []byte(`{"imageLayoutVersion":"1.0.0"}`)); err != nil {
+		return err
+	}
+	if err := bytesFile("index.json", index); err != nil {
+		return err
+	}
+	if err := dir("blobs/"); err != nil {
+		return err
+	}
+	if err := dir("blobs/sha256/"); err != nil {
+		return err
+	}
+	if err := bytesFile("blobs/sha256/"+mDigest.Hex, manifest); err != nil {
+		return err
+	}
+	if err := bytesFile("blobs/sha256/"+cDigest.Hex, config); err != nil {
+		return err
+	}
+	layers, err := img.Layers()
+	if err != nil {
+		return err
+	}
+	seen := map[v1.Hash]bool{}
+	for _, l := range layers {
+		d, err := l.Digest()
+		if err != nil {
+			return err
+		}
+		if seen[d] {
+			continue
+		}
+		seen[d] = true
+		size, err := l.Size()
+		if err != nil {
+			return err
+		}
+		rc, err := l.Compressed()
+		if err != nil {
+			return err
+		}
+		err = file("blobs/sha256/"+d.Hex, size, rc)
+		rc.Close()
+		if err != nil {
+			return err
+		}
+	}
+	return tw.Close()
+}
+
+func writeDockerArchive(img v1.Image, dest Destination) error {
+	var ref name.Reference
+	if dest.Ref != "" {
+		t, err := name.NewTag(dest.Ref)
+		if err != nil {
+			return fmt.Errorf("%w: %v", ErrBadDestination, err)
+		}
+		ref = t
+	} else {
+		// tarball.Write wants a reference; a digest one adds no RepoTags.
+		h, err := img.Digest()
+		if err != nil {
+			return err
+		}
+		if ref, err = name.NewDigest("stowage/untagged@" + h.String()); err != nil {
+			return err
+		}
+	}
+	return writeFileAtomic(dest.Path, func(w io.Writer) error { return tarball.Write(ref, img, w) })
+}
+
+func writeRegistry(ctx context.Context, img v1.Image, dest Destination, opts Options) error {
+	var nopts []name.Option
+	if opts.Insecure {
+		nopts = append(nopts, name.Insecure)
+	}
+	ref, err := name.ParseReference(dest.Ref, nopts...)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrBadDestination, err)
+	}
+	ropts := []remote.Option{
+		remote.WithContext(ctx),
+		remote.WithAuthFromKeychain(authn.DefaultKeychain),
+		remote.WithJobs(opts.jobs()),
+		remote.WithUserAgent("stowage"),
+	}
+	if opts.Insecure {
+		tr := remote.DefaultTransport.(*http.Transport).Clone()
+		tr.TLSClientConfig = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // asked for with Insecure
+		ropts = append(ropts, remote.WithTransport(tr))
+	}
+	return remote.Write(ref, img, ropts...)
+}
