@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"strings"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -56,7 +55,7 @@ func AtomicWriteFile(path string, data []byte, mode os.FileMode, opts AtomicOpti
 func writeTemp(tmp *os.File, data []byte, mode os.FileMode, opts AtomicOptions) (time.Time, error) {
 	_, err := tmp.Write(data)
 	if err == nil && !opts.NoSync {
-		err = fdatasync(tmp)
+		err = SyncFile(tmp)
 	}
 	var fi os.FileInfo
 	if err == nil {
@@ -76,7 +75,7 @@ func writeTemp(tmp *os.File, data []byte, mode os.FileMode, opts AtomicOptions) 
 
 // SyncDir fsyncs a directory, making renames and creations in it durable.
 func SyncDir(path string) error {
-	if err := syncPath(path, true); err != nil {
+	if err := syncPathFn(path, true); err != nil {
 		return fmt.Errorf("sync directory: %w", err)
 	}
 	return nil
@@ -88,47 +87,29 @@ func SyncDir(path string) error {
 // beyond their directory entry). ctx is checked between items; a cancelled
 // sync leaves the tree as it was, partly flushed.
 func SyncTree(ctx context.Context, root string) error {
-	root = filepath.Clean(root)
-	var files []string
-	var dirs [][]string // by depth below root
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		switch {
-		case d.IsDir():
-			depth := 0
-			if p != root {
-				depth = strings.Count(p[len(root):], string(filepath.Separator))
-			}
-			for len(dirs) <= depth {
-				dirs = append(dirs, nil)
-			}
-			dirs[depth] = append(dirs[depth], p)
-		case d.Type().IsRegular():
-			files = append(files, p)
-		}
-		return nil
-	})
+	files, dirs, _, err := collectTree(ctx, root, -1)
+	if err == nil {
+		err = syncCollected(ctx, files, dirs)
+	}
 	if err != nil {
 		return fmt.Errorf("sync tree %s: %w", root, err)
-	}
-	if err := syncAll(ctx, files, false); err != nil {
-		return fmt.Errorf("sync tree %s: %w", root, err)
-	}
-	for depth := len(dirs) - 1; depth >= 0; depth-- {
-		if err := syncAll(ctx, dirs[depth], true); err != nil {
-			return fmt.Errorf("sync tree %s: %w", root, err)
-		}
 	}
 	return nil
 }
 
-// syncPathFn is syncPath; tests wrap it to observe the order.
-var syncPathFn = syncPath
+// syncPathFn is syncPath reporting to the sync hook; tests wrap it to
+// observe the order.
+var syncPathFn = func(path string, dir bool) error {
+	if err := syncPath(path, dir); err != nil {
+		return err
+	}
+	if dir {
+		noteSync(SyncDirectory, path)
+	} else {
+		noteSync(SyncFileData, path)
+	}
+	return nil
+}
 
 // syncAll flushes paths in parallel (bounded) and waits for all of them.
 func syncAll(ctx context.Context, paths []string, dirs bool) error {
@@ -151,6 +132,7 @@ func Syncfs(path string) error {
 	if err := syncfs(path); err != nil {
 		return fmt.Errorf("syncfs %s: %w", path, err)
 	}
+	noteSync(SyncFileSys, path)
 	return nil
 }
 

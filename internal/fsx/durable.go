@@ -1,0 +1,270 @@
+package fsx
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+)
+
+// SyncMode says how much of a layer's content is flushed before the layer
+// is published. The metadata files (JSON tables, big data, tar-split) are
+// flushed in every mode; volatile ones never are.
+type SyncMode int
+
+const (
+	// SyncDurable (the default) flushes the files written and their
+	// directories bottom-up before the publishing rename: one fdatasync per
+	// file (in parallel) for small trees, one syncfs of the file system for
+	// trees with more than TreeFileLimit regular files, where syncfs is
+	// cheaper (measured: see FlushTree).
+	SyncDurable SyncMode = iota
+	// SyncFilesystem always uses one syncfs of the file system holding the
+	// tree (upstream's sync=filesystem).
+	SyncFilesystem
+	// SyncNone does not flush layer content (upstream's default): after a
+	// power cut a layer the store reported as complete may have empty or
+	// missing files.
+	SyncNone
+)
+
+// ErrBadSyncMode rejects an unknown sync option value.
+var ErrBadSyncMode = errors.New("invalid sync mode")
+
+// ParseSyncMode parses a "sync" option value: "" or "durable" (the
+// default), "filesystem", "none".
+func ParseSyncMode(s string) (SyncMode, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "", "durable":
+		return SyncDurable, nil
+	case "filesystem":
+		return SyncFilesystem, nil
+	case "none":
+		return SyncNone, nil
+	}
+	return SyncDurable, fmt.Errorf("%q (want durable, filesystem or none): %w", s, ErrBadSyncMode)
+}
+
+// String returns the option value naming m.
+func (m SyncMode) String() string {
+	switch m {
+	case SyncFilesystem:
+		return "filesystem"
+	case SyncNone:
+		return "none"
+	}
+	return "durable"
+}
+
+// SyncKind is the kind of one flush reported to a SyncHook.
+type SyncKind int
+
+const (
+	SyncFileData  SyncKind = iota // fdatasync of a regular file
+	SyncDirectory                 // fsync of a directory
+	SyncFileSys                   // syncfs of the file system holding the path
+)
+
+func (k SyncKind) String() string {
+	switch k {
+	case SyncDirectory:
+		return "fsync-dir"
+	case SyncFileSys:
+		return "syncfs"
+	}
+	return "fdatasync"
+}
+
+// SyncHook observes every successful flush fsx makes (tests count and
+// order them; it must be safe for concurrent use and quick).
+type SyncHook func(kind SyncKind, path string)
+
+var syncHook atomic.Pointer[SyncHook]
+
+// SetSyncHook installs fn (nil removes it) and returns a function that
+// restores the previous hook.
+func SetSyncHook(fn SyncHook) (restore func()) {
+	var p *SyncHook
+	if fn != nil {
+		p = &fn
+	}
+	old := syncHook.Swap(p)
+	return func() { syncHook.Store(old) }
+}
+
+func noteSync(kind SyncKind, path string) {
+	if h := syncHook.Load(); h != nil {
+		(*h)(kind, path)
+	}
+}
+
+// SyncFile fdatasyncs an open regular file (a staged tar-split).
+func SyncFile(f *os.File) error {
+	if err := fdatasync(f); err != nil {
+		return err
+	}
+	noteSync(SyncFileData, f.Name())
+	return nil
+}
+
+// TreeFileLimit is the number of regular files above which FlushTree in
+// SyncDurable mode uses one syncfs instead of per-file fdatasync.
+// Measured on this project's 2-core VM (loop-mounted ext4 and xfs): a
+// 17k-file, 250 MB tree takes 0.9 s (ext4) to flush with syncfs and 12 s
+// with 8-way parallel fdatasync; a 4-file 1 GiB tree takes about the same
+// either way (the data write dominates). Per-file flushing wins only for
+// trees small enough that the per-file journal commits stay cheaper than
+// flushing whatever else is dirty on the file system.
+var TreeFileLimit = 64
+
+// FlushTree makes the tree at root durable according to mode: nothing for
+// SyncNone; one syncfs for SyncFilesystem; for SyncDurable, parallel
+// fdatasync of every regular file then fsync of every directory
+// bottom-up when the tree has at most TreeFileLimit regular files, else
+// one syncfs (which flushes files and directories alike). Symlinks and
+// special files need no flush beyond their directory's.
+func FlushTree(ctx context.Context, root string, mode SyncMode) error {
+	switch mode {
+	case SyncNone:
+		return nil
+	case SyncFilesystem:
+		return Syncfs(root)
+	}
+	files, dirs, over, err := collectTree(ctx, root, TreeFileLimit)
+	if err != nil {
+		return fmt.Errorf("flush tree %s: %w", root, err)
+	}
+	if over {
+		return Syncfs(root)
+	}
+	if err := syncCollected(ctx, files, dirs); err != nil {
+		return fmt.Errorf("flush tree %s: %w", root, err)
+	}
+	return nil
+}
+
+// collectTree lists root's regular files and its directories by depth.
+// With limit >= 0 it stops (over = true) once more than limit files were
+// seen.
+func collectTree(ctx context.Context, root string, limit int) (files []string, dirs [][]string, over bool, err error) {
+	root = filepath.Clean(root)
+	err = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		switch {
+		case d.IsDir():
+			depth := 0
+			if p != root {
+				depth = strings.Count(p[len(root):], string(filepath.Separator))
+			}
+			for len(dirs) <= depth {
+				dirs = append(dirs, nil)
+			}
+			dirs[depth] = append(dirs[depth], p)
+		case d.Type().IsRegular():
+			files = append(files, p)
+			if limit >= 0 && len(files) > limit {
+				over = true
+				return filepath.SkipAll
+			}
+		}
+		return nil
+	})
+	return files, dirs, over, err
+}
+
+// syncCollected flushes files in parallel, then directories deepest first.
+func syncCollected(ctx context.Context, files []string, dirs [][]string) error {
+	if err := syncAll(ctx, files, false); err != nil {
+		return err
+	}
+	for depth := len(dirs) - 1; depth >= 0; depth-- {
+		if err := syncAll(ctx, dirs[depth], true); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// MkdirAllDurable is os.MkdirAll that also fsyncs the parent of every
+// directory it creates, so the new directories survive a crash.
+func MkdirAllDurable(path string, perm os.FileMode) error {
+	path = filepath.Clean(path)
+	var missing []string
+	for p := path; ; p = filepath.Dir(p) {
+		if _, err := os.Lstat(p); err == nil {
+			break
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		missing = append(missing, p)
+		if filepath.Dir(p) == p {
+			break
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	if err := os.MkdirAll(path, perm); err != nil {
+		return err
+	}
+	for i := len(missing) - 1; i >= 0; i-- { // outermost first: its parent existed
+		if err := SyncDir(filepath.Dir(missing[i])); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// TempPrefix is the name prefix of AtomicWriteFile's temp files for a
+// target named base.
+func TempPrefix(base string) string { return ".tmp-" + base }
+
+// RemoveStaleTemps removes AtomicWriteFile temp files ("<dir>/.tmp-<base>*")
+// left by writers that died mid-write; base "" matches the temp files of
+// every target in dir. The caller must hold the lock writers of those
+// targets hold, so no live write is disturbed. It returns how many it
+// removed; a missing dir is not an error.
+func RemoveStaleTemps(dir, base string) (int, error) {
+	names, err := StaleTemps(dir, base)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	var errs []error
+	for _, name := range names {
+		if err := os.Remove(filepath.Join(dir, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, err)
+			continue
+		}
+		n++
+	}
+	return n, errors.Join(errs...)
+}
+
+// StaleTemps lists the names of "<dir>/.tmp-<base>*" regular files
+// without removing them (a read-only probe before taking a write lock).
+func StaleTemps(dir, base string) ([]string, error) {
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), TempPrefix(base)) && e.Type().IsRegular() {
+			out = append(out, e.Name())
+		}
+	}
+	return out, nil
+}
