@@ -80,6 +80,10 @@ func (s *Store) LockRead(ctx context.Context) (func(), error) { return s.t.LockR
 // LockWrite takes containers.lock for writing (reloading as needed).
 func (s *Store) LockWrite(ctx context.Context) (func(), error) { return s.t.LockWrite(ctx) }
 
+// RemoveStaleTemps removes temp JSON files of dead writers (see
+// table.Table.RemoveStaleTemps).
+func (s *Store) RemoveStaleTemps(ctx context.Context) (int, error) { return s.t.RemoveStaleTemps(ctx) }
+
 // All returns the live records. Locking: containers.lock held.
 func (s *Store) All() []*Container { return s.t.All() }
 

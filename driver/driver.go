@@ -51,6 +51,9 @@ type CreateOptions struct {
 	// through the parent's maps, then to host through the new maps. Added
 	// after the first contract.
 	ParentUIDMap, ParentGIDMap []idmap.IDMap
+	// Volatile layers (those of volatile containers) are not flushed to
+	// disk: their records are not either. Added with issue 4.
+	Volatile bool
 }
 
 // MountOptions describe one Get.

@@ -69,6 +69,10 @@ func (s *Store) LockRead(ctx context.Context) (func(), error) { return s.t.LockR
 // LockWrite takes images.lock for writing (reloading as needed).
 func (s *Store) LockWrite(ctx context.Context) (func(), error) { return s.t.LockWrite(ctx) }
 
+// RemoveStaleTemps removes temp JSON files of dead writers (see
+// table.Table.RemoveStaleTemps).
+func (s *Store) RemoveStaleTemps(ctx context.Context) (int, error) { return s.t.RemoveStaleTemps(ctx) }
+
 func (s *Store) loaded(recs []*Image) error {
 	s.byDigest = map[digest.Digest][]*Image{}
 	for _, img := range recs {

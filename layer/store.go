@@ -141,6 +141,17 @@ func (s *Store) LockRead(ctx context.Context) (func(), error) { return s.t.LockR
 // LockWrite takes layers.lock for writing (reloading and repairing as needed).
 func (s *Store) LockWrite(ctx context.Context) (func(), error) { return s.t.LockWrite(ctx) }
 
+// RemoveStaleTemps removes temp JSON files of dead writers of the layer
+// records and mountpoints.json (see table.Table.RemoveStaleTemps).
+func (s *Store) RemoveStaleTemps(ctx context.Context) (int, error) {
+	n, err := s.t.RemoveStaleTemps(ctx)
+	if err != nil || s.mounts == nil {
+		return n, err
+	}
+	m, err := s.mounts.RemoveStaleTemps(ctx)
+	return n + m, err
+}
+
 func (s *Store) loaded(recs []*Layer) error {
 	if !s.opts.ReadOnly && s.opts.Recover != nil {
 		_ = s.opts.Recover() // best effort; retried at the next load

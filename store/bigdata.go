@@ -17,12 +17,19 @@ import (
 	"github.com/stowage/stowage/internal/fsx"
 )
 
-// writeBigDataFile writes one item atomically (0600) into dir (0700).
+// writeBigDataFile writes one item atomically (0600) into dir (0700):
+// temp file, fdatasync, rename, fsync of dir (and of the parents of dirs
+// it had to create). Temp files of writers that died in dir are removed
+// first: the caller holds the write lock every writer of dir holds.
 func writeBigDataFile(path string, data []byte) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+	dir := filepath.Dir(path)
+	if err := fsx.MkdirAllDurable(dir, 0o700); err != nil {
 		return err
 	}
-	_, err := fsx.AtomicWriteFile(path, data, 0o600, fsx.AtomicOptions{})
+	if _, err := fsx.RemoveStaleTemps(dir, ""); err != nil {
+		return err
+	}
+	_, err := fsx.AtomicWriteFile(path, data, 0o600, fsx.AtomicOptions{SyncDir: true})
 	return err
 }
 

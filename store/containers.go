@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/stowage/stowage/container"
+	"github.com/stowage/stowage/internal/fsx"
 	"github.com/stowage/stowage/internal/table"
 )
 
@@ -86,7 +87,11 @@ func (s *Store) addContainerLocked(ctx context.Context, rec *container.Container
 	}
 	err := s.containers.Save(ctx)
 	if err == nil {
-		err = os.MkdirAll(s.containerDataDir(rec.ID), 0o700)
+		mkdir := fsx.MkdirAllDurable
+		if rec.Volatile {
+			mkdir = os.MkdirAll
+		}
+		err = mkdir(s.containerDataDir(rec.ID), 0o700)
 	}
 	if err == nil {
 		err = os.MkdirAll(s.containerRunDir(rec.ID), 0o700)

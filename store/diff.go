@@ -9,6 +9,7 @@ import (
 
 	"github.com/stowage/stowage/archive"
 	"github.com/stowage/stowage/driver"
+	"github.com/stowage/stowage/internal/fsx"
 	"github.com/stowage/stowage/layer"
 	"github.com/stowage/stowage/staging"
 	"github.com/stowage/stowage/tarsplit"
@@ -165,7 +166,7 @@ func (s *Store) ApplyDiff(ctx context.Context, nameOrID string, diff io.Reader) 
 		Unpack: archive.UnpackOptions{TarSplit: f},
 	})
 	if err == nil {
-		err = f.Sync()
+		err = fsx.SyncFile(f)
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
@@ -173,7 +174,7 @@ func (s *Store) ApplyDiff(ctx context.Context, nameOrID string, diff io.Reader) 
 	if err != nil {
 		return -1, err
 	}
-	if err := os.Rename(tsPath, s.layers.TarSplitPath(l.ID)); err != nil {
+	if err := commitTarSplit(tsPath, s.layers.TarSplitPath(l.ID)); err != nil {
 		return -1, err
 	}
 	applyResult(l, res, LayerOptions{})

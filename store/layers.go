@@ -14,6 +14,7 @@ import (
 
 	"github.com/stowage/stowage/archive"
 	"github.com/stowage/stowage/driver"
+	"github.com/stowage/stowage/internal/fsx"
 	"github.com/stowage/stowage/internal/idmap"
 	"github.com/stowage/stowage/internal/table"
 	"github.com/stowage/stowage/layer"
@@ -244,6 +245,7 @@ func (s *Store) createLayerLocked(ctx context.Context, opts LayerOptions, volati
 		return nil, err
 	}
 	rec := newLayerRecord(p, opts)
+	p.create.Volatile = volatile
 	if err := s.addIncompleteLocked(ctx, rec, layerLocation(opts, volatile)); err != nil {
 		return nil, err
 	}
@@ -362,7 +364,7 @@ func (s *Store) stageDiff(ctx context.Context, p *layerPlan, blob io.Reader, tsP
 		},
 	}, p.create)
 	if err == nil {
-		err = f.Sync()
+		err = fsx.SyncFile(f)
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
@@ -401,7 +403,7 @@ func (s *Store) commitStagedLocked(ctx context.Context, p *layerPlan, opts Layer
 	if err := s.graphDriver().CommitStaged(ctx, rec.ID, rec.Parent, staged, p.create); err != nil {
 		return nil, s.abortLayerLocked(ctx, rec.ID, fmt.Errorf("committing layer %s: %w", rec.ID, err))
 	}
-	if err := os.Rename(tsPath, s.layers.TarSplitPath(rec.ID)); err != nil {
+	if err := commitTarSplit(tsPath, s.layers.TarSplitPath(rec.ID)); err != nil {
 		return nil, s.abortLayerLocked(ctx, rec.ID, err)
 	}
 	applyResult(rec, staged.Result, opts)
@@ -518,4 +520,14 @@ func (s *Store) StorageLayers(ctx context.Context) ([]string, error) {
 	}
 	defer unlock()
 	return s.graphDriver().ListLayers()
+}
+
+// commitTarSplit renames a staged (already fsynced) tar-split into place
+// and fsyncs its directory, so the file is durable before the record that
+// points at it loses its incomplete flag.
+func commitTarSplit(staged, final string) error {
+	if err := os.Rename(staged, final); err != nil {
+		return err
+	}
+	return fsx.SyncDir(filepath.Dir(final))
 }

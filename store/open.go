@@ -93,7 +93,27 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		return nil, err
 	}
 	unlock()
+	if err := s.removeStaleTemps(ctx); err != nil {
+		return nil, err
+	}
 	return s, nil
+}
+
+// removeStaleTemps removes the temp JSON files that writers killed during
+// a save left beside the record files, each table under its own write
+// lock (taken only when there is something to remove), in lock order.
+func (s *Store) removeStaleTemps(ctx context.Context) error {
+	removers := []func(context.Context) (int, error){s.layers.RemoveStaleTemps, s.images.RemoveStaleTemps}
+	for _, is := range s.extraImages {
+		removers = append(removers, is.RemoveStaleTemps)
+	}
+	removers = append(removers, s.containers.RemoveStaleTemps)
+	for _, rm := range removers {
+		if _, err := rm(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // initDriver constructs the driver and remembers storage.lock's token.

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/stowage/stowage/driver"
+	"github.com/stowage/stowage/internal/fsx"
 	"github.com/stowage/stowage/internal/idmap"
 )
 
@@ -49,6 +50,12 @@ func (d *Driver) diffAttrs(parent string, uidMap, gidMap []idmap.IDMap) (mode ui
 func (d *Driver) Create(ctx context.Context, id, parent string, opts driver.CreateOptions) error {
 	if err := d.create(ctx, id, parent, opts, true); err != nil {
 		return fmt.Errorf("overlay create %s: %w", id, err)
+	}
+	if !opts.Volatile {
+		if err := syncLayout(d.homes.BaseFor(opts.ReadWrite), id); err != nil {
+			_ = d.removeIn(d.homes.BaseFor(opts.ReadWrite), id) // the flush error is what the caller needs
+			return fmt.Errorf("overlay create %s: flushing: %w", id, err)
+		}
 	}
 	return nil
 }
@@ -103,7 +110,7 @@ func (d *Driver) create(ctx context.Context, id, parent string, opts driver.Crea
 		if e.Dir {
 			err = driver.MkdirOwned(p, e.Mode, ruid, rgid)
 		} else {
-			err = writeFileOwned(p, e.Content, e.Mode, ruid, rgid)
+			err = writeFileOwned(p, e.Content, e.Mode, ruid, rgid, !opts.Volatile)
 		}
 		if err != nil {
 			return err
@@ -112,9 +119,23 @@ func (d *Driver) create(ctx context.Context, id, parent string, opts driver.Crea
 	return nil
 }
 
-// writeFileOwned writes a small file with mode, owned by uid:gid.
-func writeFileOwned(path, content string, mode uint32, uid, gid int) error {
-	if err := os.WriteFile(path, []byte(content), os.FileMode(mode)); err != nil {
+// writeFileOwned writes a new small file with mode, owned by uid:gid,
+// flushed (fdatasync) when flush is set: link, lower and lower-layers are
+// what older tools read to mount the layer, and an empty one after a
+// crash breaks every child.
+func writeFileOwned(path, content string, mode uint32, uid, gid int, flush bool) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, os.FileMode(mode))
+	if err != nil {
+		return err
+	}
+	_, err = f.WriteString(content)
+	if err == nil && flush {
+		err = fsx.SyncFile(f)
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
 		return err
 	}
 	return driver.LchownIfNeeded(path, uid, gid)

@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/stowage/stowage/driver"
+	"github.com/stowage/stowage/internal/fsx"
 	"github.com/stowage/stowage/internal/idmap"
 )
 
@@ -42,7 +43,8 @@ type Driver struct {
 	naiveDiff         bool // the kernel follows redirects: native diff unsafe
 	useFsopen         bool
 	backingFs         string
-	homeMounted       bool // New bind-mounted the home (Cleanup undoes it)
+	homeMounted       bool         // New bind-mounted the home (Cleanup undoes it)
+	sync              fsx.SyncMode // the "sync" option: how layer content is flushed
 
 	mu     sync.Mutex
 	counts map[string]int // guarded by mu: in-process Get count per layer
@@ -121,8 +123,14 @@ func (d *Driver) parseOption(o string) error {
 			return nil
 		}
 		return fmt.Errorf("overlay: option %s is not supported by stowage: %w", key, driver.ErrNotSupported)
-	case "use_composefs", "sync", "metacopy":
-		// Accepted and ignored: no composefs; layers are always flushed.
+	case "sync":
+		m, err := driver.SyncOption(val)
+		if err != nil {
+			return fmt.Errorf("overlay: %w", err)
+		}
+		d.sync = m
+	case "use_composefs", "metacopy":
+		// Accepted and ignored: no composefs.
 	default:
 		return fmt.Errorf("overlay: unknown option %s", key)
 	}

@@ -43,7 +43,7 @@ func (d *Driver) StageDiff(ctx context.Context, parent string, blob io.Reader, o
 	if err := d.makeHome(base); err != nil {
 		return nil, err
 	}
-	return driver.StageTree(ctx, tempRoot(base), Name, blob, d.unpackOptions(opts), func(dir string) error {
+	return driver.StageTree(ctx, tempRoot(base), Name, blob, d.unpackOptions(opts), d.syncFor(create), func(dir string) error {
 		if err := driver.MkdirOwned(dir, mode, uid, gid); err != nil {
 			return fmt.Errorf("overlay stage: %w", err)
 		}
@@ -77,11 +77,12 @@ func (d *Driver) CommitStaged(ctx context.Context, id, parent string, s *driver.
 		return fmt.Errorf("overlay commit %s: %w", id, err)
 	}
 	// Commit point: the layer's files are in place for other processes.
-	if err := fsx.SyncDir(filepath.Join(base, id)); err != nil {
-		return fmt.Errorf("overlay commit %s: the layer may not survive a crash: %w", id, err)
-	}
-	if err := fsx.SyncDir(base); err != nil {
-		return fmt.Errorf("overlay commit %s: the layer may not survive a crash: %w", id, err)
+	// Make the layout durable: the layer dir (diff, link, lower files),
+	// l/ (the new link) and the home (the layer dir's entry).
+	if !opts.Volatile {
+		if err := syncLayout(base, id); err != nil {
+			return fmt.Errorf("overlay commit %s: the layer may not survive a crash: %w", id, err)
+		}
 	}
 	if s.Cleanup != nil {
 		_ = s.Cleanup() // only an empty temp dir is left; stale recovery reclaims it
@@ -104,5 +105,28 @@ func (d *Driver) ApplyDiff(ctx context.Context, id, parent string, blob io.Reade
 	if err != nil {
 		return res, fmt.Errorf("overlay apply diff to %s: %w", id, err)
 	}
+	if err := driver.FlushLayer(ctx, filepath.Join(dir, diffName), d.sync, false); err != nil {
+		return res, fmt.Errorf("overlay apply diff to %s: flushing: %w", id, err)
+	}
 	return res, nil
+}
+
+// syncFor is the sync mode for a new layer: none for volatile ones.
+func (d *Driver) syncFor(create driver.CreateOptions) fsx.SyncMode {
+	if create.Volatile {
+		return fsx.SyncNone
+	}
+	return d.sync
+}
+
+// syncLayout fsyncs H/<id>, H/l and H, in that order: the entries of the
+// layer's layout, its l/ link and the layer directory itself. The small
+// files of the layout were flushed when written (writeFileOwned).
+func syncLayout(base, id string) error {
+	for _, dir := range []string{filepath.Join(base, id), filepath.Join(base, linkDir), base} {
+		if err := fsx.SyncDir(dir); err != nil {
+			return err
+		}
+	}
+	return nil
 }

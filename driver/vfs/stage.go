@@ -39,7 +39,7 @@ func (d *Driver) StageDiff(ctx context.Context, parent string, blob io.Reader, o
 	base := d.homes.BaseFor(create.ReadWrite)
 	shift := driver.ShiftFor(create)
 	shift.ToUID, shift.ToGID = uidMap, gidMap
-	return driver.StageTree(ctx, tempRoot(base), Name, blob, d.unpackOptions(opts), func(dir string) error {
+	return driver.StageTree(ctx, tempRoot(base), Name, blob, d.unpackOptions(opts), d.syncFor(create), func(dir string) error {
 		if err := makeLayerRoot(ctx, dir, parentDir, mode, uid, gid, shift); err != nil {
 			return fmt.Errorf("vfs stage on %q: %w", parent, err)
 		}
@@ -95,5 +95,16 @@ func (d *Driver) ApplyDiff(ctx context.Context, id, parent string, blob io.Reade
 	if err != nil {
 		return res, fmt.Errorf("vfs apply diff to %s: %w", id, err)
 	}
+	if err := driver.FlushLayer(ctx, dir, d.sync, false); err != nil {
+		return res, fmt.Errorf("vfs apply diff to %s: flushing: %w", id, err)
+	}
 	return res, nil
+}
+
+// syncFor is the sync mode for a new layer: none for volatile ones.
+func (d *Driver) syncFor(create driver.CreateOptions) fsx.SyncMode {
+	if create.Volatile {
+		return fsx.SyncNone
+	}
+	return d.sync
 }

@@ -49,7 +49,9 @@ func TestOptions(t *testing.T) {
 		{"ignore_chown_errors=maybe", `parsing "maybe": invalid syntax`},
 		{"mountopt=nodev", "vfs driver does not support mount options"},
 		{"foo=bar", "vfs driver does not support vfs.foo options"},
-		{"sync=1", "vfs driver does not support vfs.sync options"},
+		{"sync=1", "vfs: option sync: \"1\" (want durable, filesystem or none)"},
+		{"sync=filesystem", ""},
+		{"sync=none", ""},
 		{"novalue", "unable to parse key/value option: novalue"},
 	} {
 		t.Run(tc.opt, func(t *testing.T) {

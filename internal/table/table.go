@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -641,4 +642,47 @@ func Dedup(names []string) []string {
 		}
 	}
 	return out
+}
+
+// RemoveStaleTemps removes the atomic-write temp files of the table's
+// location files (".tmp-<name>*" beside each) that writers which died
+// mid-save left behind. Only a writer creates them, under the write lock,
+// so they are probed without a lock and, if any exist, removed with the
+// write lock held: no live save is disturbed. Read-only tables are left
+// alone. It returns how many files it removed.
+func (t *Table[R]) RemoveStaleTemps(ctx context.Context) (int, error) {
+	if t.opts.ReadOnly {
+		return 0, nil
+	}
+	found := false
+	for _, l := range t.opts.Locations {
+		if l.Path == "" {
+			continue
+		}
+		names, err := fsx.StaleTemps(filepath.Dir(l.Path), filepath.Base(l.Path))
+		if err != nil {
+			return 0, err
+		}
+		found = found || len(names) > 0
+	}
+	if !found {
+		return 0, nil
+	}
+	if err := t.lockAll(ctx, true); err != nil {
+		return 0, err
+	}
+	defer t.unlockAll()
+	n := 0
+	var errs []error
+	for _, l := range t.opts.Locations {
+		if l.Path == "" {
+			continue
+		}
+		k, err := fsx.RemoveStaleTemps(filepath.Dir(l.Path), filepath.Base(l.Path))
+		n += k
+		if err != nil {
+			errs = append(errs, fmt.Errorf("removing stale temp files of %s: %w", l.Path, err))
+		}
+	}
+	return n, errors.Join(errs...)
 }
