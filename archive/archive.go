@@ -53,6 +53,9 @@ type UnpackResult struct {
 	UncompressedSize   int64    // every byte of the uncompressed stream, trailer included
 	UIDs, GIDs         []uint32 // sorted, unique tar IDs of non-whiteout entries
 	Size               int64    // bytes of regular-file content written (hard links once)
+	// RootSet is true when the tar had a "./" entry, so the layer root's
+	// owner and mode came from the tar rather than from the staged root.
+	RootSet bool
 }
 
 // ChangeKind is the kind of a Change: the integers containers/storage uses.

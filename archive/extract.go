@@ -444,6 +444,7 @@ func (u *unpacker) rootMeta(hdr *tar.Header) error {
 	if err := unix.Fchmod(fd, mode); err != nil {
 		return u.pathErr(hdr, ".", err)
 	}
+	u.rootSet = true
 	u.root.rootPlain = mode&unix.S_ISGID == 0
 	if u.root.rootPlain {
 		u.root.plainDirs[""] = struct{}{}

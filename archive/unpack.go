@@ -151,6 +151,7 @@ func Unpack(ctx context.Context, dest string, blob io.Reader, opts UnpackOptions
 	res.UIDs = sortedIDs(u.uids)
 	res.GIDs = sortedIDs(u.gids)
 	res.Size = u.size
+	res.RootSet = u.rootSet
 	return res, nil
 }
 
@@ -186,6 +187,7 @@ type unpacker struct {
 	uids     map[uint32]struct{}
 	gids     map[uint32]struct{}
 	size     int64
+	rootSet  bool // a "./" entry was applied to the root
 }
 
 func newUnpacker(dest string, opts UnpackOptions) (*unpacker, error) {

@@ -1,0 +1,205 @@
+package store
+
+// Locking: StageLayer takes layers.lock (write) and containers.lock (read)
+// briefly to plan, extracts with no store lock held, and Commit takes
+// layers.lock for writing to commit. LockLayerFetch takes a per-layer lock
+// file G/<drv>-layers/pull-locks/<id>.lock that is not part of the store's
+// lock order: hold it only while staging and committing that one layer, and
+// take the store locks inside it, never the other way round.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/stowage/stowage/archive"
+	"github.com/stowage/stowage/driver"
+	"github.com/stowage/stowage/internal/idmap"
+	"github.com/stowage/stowage/internal/table"
+	"github.com/stowage/stowage/layer"
+	"github.com/stowage/stowage/lockfile"
+	"github.com/stowage/stowage/staging"
+)
+
+// ErrStagedParent refuses a Commit whose parent differs from the one the
+// layer was staged on, with a driver whose staged tree is a copy of it.
+var ErrStagedParent = errors.New("staged layer was extracted on a different parent")
+
+// reparenter is the optional driver capability of drivers whose staged
+// tree does not depend on the parent's files (overlay).
+type reparenter interface {
+	StagesWithoutParent() bool
+	ReparentStaged(s *driver.Staged, parent string) error
+}
+
+// StagesWithoutParent reports whether StageLayer can extract a layer
+// before its parent exists (overlay: a diff does not contain its parent's
+// files). When false (vfs copies the parent first), stage each layer on
+// its committed parent.
+func (s *Store) StagesWithoutParent() bool {
+	r, ok := s.graphDriver().(reparenter)
+	return ok && r.StagesWithoutParent()
+}
+
+// StagedLayer is a layer extracted by StageLayer and not yet visible to
+// anyone: Commit makes it a layer, Discard throws it away. A StagedLayer
+// is used by one goroutine at a time.
+type StagedLayer struct {
+	s      *Store
+	plan   *layerPlan
+	opts   LayerOptions
+	staged *driver.Staged
+	tsDir  *staging.Dir
+	tsPath string
+	done   bool
+}
+
+// StageLayer extracts blob (any supported compression) into staging dirs
+// with no store lock held, like the first two steps of PutLayer. The ID and
+// names in opts are checked now and again at Commit. opts.Parent, if set,
+// must exist; with StagesWithoutParent, leave it empty and name the parent
+// at Commit. A cancelled ctx or an error leaves only staging that recovery
+// removes; on success the caller must Commit or Discard.
+func (s *Store) StageLayer(ctx context.Context, blob io.Reader, opts LayerOptions) (*StagedLayer, error) {
+	if blob == nil {
+		return nil, errors.New("stage layer: no diff")
+	}
+	unlock, err := s.lockStores(ctx, lockSpec{layers: modeWrite, containers: modeRead})
+	if err != nil {
+		return nil, err
+	}
+	p, err := s.planLayerLocked(opts)
+	unlock()
+	if err != nil {
+		return nil, err
+	}
+	tsDir, err := staging.New(filepath.Join(s.layers.Dir(), "tmp"))
+	if err != nil {
+		return nil, err
+	}
+	tsPath := tsDir.Addition()
+	staged, err := s.stageDiff(ctx, p, blob, tsPath, opts)
+	if err != nil {
+		_ = tsDir.Cleanup() // err is what the caller needs; recovery reclaims leftovers
+		return nil, err
+	}
+	return &StagedLayer{s: s, plan: p, opts: opts, staged: staged, tsDir: tsDir, tsPath: tsPath}, nil
+}
+
+// Result is what extraction computed: compression, digests and sizes.
+func (sl *StagedLayer) Result() archive.UnpackResult { return sl.staged.Result }
+
+// Discard removes the staged tree and tar-split. It is a no-op after
+// Commit or a previous Discard.
+func (sl *StagedLayer) Discard() error {
+	if sl.done {
+		return nil
+	}
+	sl.done = true
+	var errs []error
+	if sl.staged.Cleanup != nil {
+		errs = append(errs, sl.staged.Cleanup())
+	}
+	errs = append(errs, sl.tsDir.Cleanup())
+	return errors.Join(errs...)
+}
+
+// Commit makes the staged tree the layer opts.ID (or the random ID picked
+// at staging) on parent ("" for a base layer), under a short write lock
+// on the layer store. parent must be the staging parent unless
+// StagesWithoutParent; an ID taken meanwhile is ErrDuplicateID (the staged
+// tree is kept, so the caller may Discard). After an error other than
+// ErrDuplicateID the staged layer is discarded.
+func (sl *StagedLayer) Commit(ctx context.Context, parent string) (*layer.Layer, error) {
+	if sl.done {
+		return nil, errors.New("commit staged layer: already committed or discarded")
+	}
+	s := sl.s
+	unlock, err := s.lockStores(ctx, lockSpec{layers: modeWrite})
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	if err := sl.reparentLocked(parent); err != nil {
+		return nil, errors.Join(err, sl.Discard())
+	}
+	if s.layerIDTakenLocked(sl.plan.id) {
+		return nil, fmt.Errorf("layer %s: %w", sl.plan.id, ErrDuplicateID)
+	}
+	if err := s.layers.CheckNew(sl.plan.id, sl.opts.Names); err != nil {
+		return nil, errors.Join(mapTableErr(err), sl.Discard())
+	}
+	rec, err := s.commitStagedLocked(ctx, sl.plan, sl.opts, sl.staged, sl.tsPath)
+	if err != nil {
+		return nil, errors.Join(err, sl.Discard())
+	}
+	// Commit point passed: the layer is visible; only cleanup is left.
+	sl.done = true
+	_ = sl.tsDir.Cleanup() // only an empty temp dir remains; recovery reclaims it
+	c := layer.Copy(rec)
+	return &c, nil
+}
+
+// reparentLocked points the plan at parent, checking what staging assumed.
+//
+// Locking: layers held for writing.
+func (sl *StagedLayer) reparentLocked(parent string) error {
+	p := sl.plan
+	staged := ""
+	if p.parent != nil {
+		staged = p.parent.ID
+	}
+	if parent == "" && staged == "" {
+		return nil
+	}
+	pl, _, ok := sl.s.lookupLayerLocked(parent)
+	if !ok {
+		return fmt.Errorf("layer %q: %w", parent, ErrParentUnknown)
+	}
+	if pl.ID == staged {
+		return nil
+	}
+	r, ok := sl.s.graphDriver().(reparenter)
+	if staged != "" || !ok || !r.StagesWithoutParent() {
+		return fmt.Errorf("layer %s on %s: %w", p.id, pl.ID, ErrStagedParent)
+	}
+	if !idmap.Equal(pl.UIDMap, p.uidMap) || !idmap.Equal(pl.GIDMap, p.gidMap) {
+		return fmt.Errorf("layer %s on %s: the parent's ID mappings differ from the staged layer's: %w", p.id, pl.ID, ErrStagedParent)
+	}
+	if err := r.ReparentStaged(sl.staged, pl.ID); err != nil {
+		return err
+	}
+	c := layer.Copy(pl)
+	p.parent = &c
+	p.create.ParentUIDMap, p.create.ParentGIDMap = c.UIDMap, c.GIDMap
+	sl.opts.Parent = pl.ID
+	return nil
+}
+
+// LockLayerFetch takes the cross-process lock that serialises creating
+// layer id (a pull's layer ID: its chain ID) by pulls, and returns its
+// release. Waiting honours ctx (a *lockfile.LockWaitError). The lock is an
+// OFD lock on G/<drv>-layers/pull-locks/<id>.lock, so a killed holder
+// frees it; the zero-byte files stay. The lock only avoids duplicate work:
+// after taking it, look the layer up again, and a Commit that finds the ID
+// taken means another process won.
+func (s *Store) LockLayerFetch(ctx context.Context, id string) (func(), error) {
+	if err := table.ValidID(id); err != nil {
+		return nil, err
+	}
+	dir := filepath.Join(s.layers.Dir(), "pull-locks")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	lf, err := lockfile.Get(filepath.Join(dir, id+".lock"))
+	if err != nil {
+		return nil, err
+	}
+	if err := lf.Lock(ctx); err != nil {
+		return nil, err
+	}
+	return lf.Unlock, nil
+}
