@@ -28,6 +28,7 @@ var commands = []*command{
 	layerCmd, layerParentOwnersCmd, listLayerDataCmd, getLayerDataCmd, setLayerDataCmd,
 	layersCmd, storageLayersCmd,
 	metadataCmd, setMetadataCmd,
+	pullCmd,
 	mountCmd, unmountCmd, mountedCmd,
 	pushCmd, saveCmd,
 	getNamesCmd, addNamesCmd, setNamesCmd, removeNamesCmd,

@@ -19,6 +19,11 @@ var level = map[string]int{
 	"internal/deps":     0,
 	"lockfile":          0,
 	"tarsplit":          0,
+	"source":            0,
+	"examples/mkimage":  0,
+	"source/ocilayout":  1,
+	"source/registry":   1,
+	"source/archive":    2,
 	"staging":           1,
 	"archive":           1,
 	"driver":            2,
@@ -33,6 +38,7 @@ var level = map[string]int{
 	"store":             5,
 	"config":            6,
 	"push":              6,
+	"pull":              6,
 	"cmd/stowage":       7,
 }
 

@@ -1,0 +1,442 @@
+package pull
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/stowage/stowage/archive"
+	"github.com/stowage/stowage/layer"
+	"github.com/stowage/stowage/source"
+	"github.com/stowage/stowage/store"
+)
+
+// DefaultJobs is how many layers are fetched and extracted at once when
+// Options.Jobs is 0.
+const DefaultJobs = 4
+
+// Options configure Pull. The zero value pulls with DefaultJobs, no
+// names and no progress reports.
+type Options struct {
+	// Names are given to the image (NormalizeName them first); a name
+	// another image has moves to this one, as in containers/storage.
+	Names []string
+	// Jobs bounds the layers fetched, verified and extracted at once.
+	Jobs int
+	// Progress receives per-layer events; nil: none.
+	Progress Progress
+}
+
+// How says where a layer of a pull came from.
+type How string
+
+const (
+	HowFetched How = "fetched" // read from the source
+	HowCopied  How = "copied"  // extracted from a stored layer with the same diff ID
+	HowReused  How = "reused"  // the layer (same chain) was already stored
+)
+
+// LayerResult describes one layer of a pull.
+type LayerResult struct {
+	ID     string        `json:"id"`
+	Digest digest.Digest `json:"digest"`
+	DiffID digest.Digest `json:"diff-id"`
+	How    How           `json:"how"`
+	Bytes  int64         `json:"bytes"` // blob bytes read from the source
+}
+
+// Result describes a finished pull.
+type Result struct {
+	ImageID        string        `json:"id"`
+	ManifestDigest digest.Digest `json:"digest"`
+	Names          []string      `json:"names,omitempty"`
+	Layers         []LayerResult `json:"layers"`
+	Fetched        int           `json:"fetched"`
+	Copied         int           `json:"copied"`
+	Reused         int           `json:"reused"`
+	Bytes          int64         `json:"bytes"` // blob bytes read from the source
+	Duration       time.Duration `json:"duration-ns"`
+}
+
+// Pull copies the image src resolves into st and records it the way
+// containers/image's storage destination does (see image.go), so podman
+// and skopeo use it and share its layers.
+//
+// Layers already stored (same chain ID) are not fetched; a layer whose
+// diff ID is stored under another chain is extracted from that copy.
+// The others are fetched, verified against their blob digest and diff ID
+// and extracted into staging, up to Options.Jobs at once, then committed
+// in parent order under short store locks. On overlay every layer is
+// extracted before the first commit; on vfs, whose layers start as a copy
+// of their parent, each layer is extracted once its parent is committed.
+// Each layer is created under LockLayerFetch, taken in parent order, so a
+// concurrent pull of the same layers waits and then reuses them.
+//
+// On error or a cancelled ctx, layers this call committed are deleted
+// again (unless something else started using them) and staged trees are
+// discarded; what a kill leaves is staging that the store's recovery
+// removes.
+func Pull(ctx context.Context, st *store.Store, src source.Source, opts Options) (*Result, error) {
+	start := time.Now()
+	img, err := src.Image(ctx)
+	if err != nil {
+		return nil, err
+	}
+	p := newPuller(st, src, img, opts)
+	if err := p.pullLayers(ctx); err != nil {
+		return nil, err
+	}
+	id, err := p.createImage(ctx)
+	if err != nil {
+		p.rollback(ctx)
+		return nil, err
+	}
+	res := &Result{ImageID: id, ManifestDigest: img.ManifestDigest, Names: opts.Names, Duration: time.Since(start)}
+	for _, j := range p.jobs {
+		lr := LayerResult{ID: j.id, Digest: j.layer.Digest, DiffID: j.layer.DiffID, How: j.how, Bytes: j.bytes.Load()}
+		res.Layers = append(res.Layers, lr)
+		res.Bytes += lr.Bytes
+		switch j.how {
+		case HowFetched:
+			res.Fetched++
+		case HowCopied:
+			res.Copied++
+		default:
+			res.Reused++
+		}
+	}
+	return res, nil
+}
+
+// puller is one Pull in progress.
+type puller struct {
+	// Fixed at construction.
+	st         *store.Store
+	src        source.Source
+	img        *source.Image
+	opts       Options
+	prog       Progress
+	lateParent bool // st.StagesWithoutParent: stage all, then commit
+	jobs       []*job
+
+	mu sync.Mutex
+	// Guarded by mu: layers committed by this pull, in commit order.
+	committed []string
+}
+
+// job is one layer. Its fields are written by the goroutine handling
+// it; others read them after its committed channel is closed or after
+// the errgroup's Wait.
+type job struct {
+	i         int
+	id        string
+	layer     source.Layer
+	how       How
+	bytes     atomic.Int64
+	unlock    func() // the LockLayerFetch hold; nil when not held
+	staged    *store.StagedLayer
+	committed chan struct{} // closed when the layer is in the store
+}
+
+func newPuller(st *store.Store, src source.Source, img *source.Image, opts Options) *puller {
+	if opts.Jobs <= 0 {
+		opts.Jobs = DefaultJobs
+	}
+	prog := opts.Progress
+	if prog == nil {
+		prog = nopProgress{}
+	}
+	diffIDs := make([]digest.Digest, len(img.Layers))
+	for i, l := range img.Layers {
+		diffIDs[i] = l.DiffID
+	}
+	ids := LayerIDs(diffIDs)
+	p := &puller{st: st, src: src, img: img, opts: opts, prog: prog, lateParent: st.StagesWithoutParent()}
+	for i, l := range img.Layers {
+		p.jobs = append(p.jobs, &job{i: i, id: ids[i], layer: l, committed: make(chan struct{})})
+	}
+	return p
+}
+
+func (p *puller) event(j *job, k EventKind, bytes, total int64) {
+	p.prog.Event(Event{Kind: k, Index: j.i, Digest: j.layer.Digest, LayerID: j.id, Bytes: bytes, Total: total})
+}
+
+// present reports whether layer id is stored and complete.
+func (p *puller) present(ctx context.Context, id string) (bool, error) {
+	l, err := p.st.Layer(ctx, id)
+	if errors.Is(err, store.ErrLayerUnknown) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return l.Flags[layer.IncompleteFlag] == nil, nil
+}
+
+// pullLayers makes every layer of the image present: the steps are
+// acquire (in parent order, in this goroutine), fetch+stage (in the
+// errgroup), and commit (in order).
+func (p *puller) pullLayers(ctx context.Context) (retErr error) {
+	defer func() {
+		if retErr != nil {
+			p.rollback(ctx) // before releasing: waiters then find the layers gone
+		}
+		for _, j := range p.jobs {
+			if j.staged != nil {
+				_ = j.staged.Discard() // staging that recovery would otherwise remove
+			}
+			p.release(j)
+		}
+	}()
+	// Owner of every fetch goroutine: g.Wait below.
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(p.opts.Jobs)
+	acquireErr := p.acquireAll(gctx, g)
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	if acquireErr != nil {
+		return acquireErr
+	}
+	if !p.lateParent {
+		return nil // committed by the fetch goroutines
+	}
+	for _, j := range p.jobs {
+		if j.staged == nil {
+			continue
+		}
+		if err := p.commit(ctx, j); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// acquireAll takes each missing layer's fetch lock in parent order and
+// starts its fetch; a layer found present (perhaps committed meanwhile by
+// a pull that held its lock) is reused.
+func (p *puller) acquireAll(ctx context.Context, g *errgroup.Group) error {
+	for _, j := range p.jobs {
+		ok, err := p.present(ctx, j.id)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			if j.unlock, err = p.lock(ctx, j); err != nil {
+				return err
+			}
+			if ok, err = p.present(ctx, j.id); err != nil {
+				return err
+			}
+		}
+		if ok {
+			p.release(j)
+			j.how = HowReused
+			close(j.committed)
+			p.event(j, EventReused, 0, 0)
+			continue
+		}
+		g.Go(func() error { return p.fetch(ctx, j) })
+	}
+	return nil
+}
+
+// lock takes j's fetch lock, reporting EventWaiting if that takes a while.
+func (p *puller) lock(ctx context.Context, j *job) (func(), error) {
+	t := time.AfterFunc(200*time.Millisecond, func() { p.event(j, EventWaiting, 0, 0) })
+	defer t.Stop()
+	return p.st.LockLayerFetch(ctx, j.id)
+}
+
+func (p *puller) release(j *job) {
+	if j.unlock != nil {
+		j.unlock()
+		j.unlock = nil
+	}
+}
+
+// waitParent waits until layer i-1 is in the store.
+func (p *puller) waitParent(ctx context.Context, j *job) error {
+	if j.i == 0 {
+		return nil
+	}
+	select {
+	case <-p.jobs[j.i-1].committed:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (p *puller) parentID(j *job) string {
+	if j.i == 0 {
+		return ""
+	}
+	return p.jobs[j.i-1].id
+}
+
+// fetch stages layer j from the source (or a stored copy), verifying it,
+// and on vfs commits it.
+func (p *puller) fetch(ctx context.Context, j *job) error {
+	opts := store.LayerOptions{ID: j.id, ReadOnly: true, CompressedDigest: j.layer.Digest, CompressedSize: j.layer.Size}
+	if !p.lateParent {
+		if err := p.waitParent(ctx, j); err != nil {
+			return err
+		}
+		opts.Parent = p.parentID(j)
+	}
+	blob, v, err := p.open(ctx, j)
+	if err != nil {
+		return fmt.Errorf("layer %d (%s): %w", j.i, j.layer.Digest, err)
+	}
+	staged, err := p.st.StageLayer(ctx, blob, opts)
+	if v != nil && v.err != nil && !errors.Is(v.err, io.EOF) {
+		err = v.err // the clearer cause: extraction failed on a bad blob
+	}
+	if err == nil && v != nil {
+		err = v.finish()
+	}
+	if cerr := blob.Close(); err == nil && cerr != nil && j.how == HowCopied {
+		err = cerr // a failed local diff
+	}
+	if err == nil && staged.Result().UncompressedDigest != j.layer.DiffID {
+		err = fmt.Errorf("uncompressed content has digest %s, the config says %s: %w",
+			staged.Result().UncompressedDigest, j.layer.DiffID, source.ErrDigestMismatch)
+	}
+	if err != nil {
+		if staged != nil {
+			_ = staged.Discard() // err is what the caller needs
+		}
+		return fmt.Errorf("layer %d (%s): %w", j.i, j.layer.Digest, err)
+	}
+	j.staged = staged
+	p.event(j, EventExtracted, j.bytes.Load(), j.layer.Size)
+	if p.lateParent {
+		return nil
+	}
+	return p.commit(ctx, j)
+}
+
+// open returns j's blob stream: a verified source blob, or the
+// uncompressed diff of a stored layer with the same diff ID (v nil).
+func (p *puller) open(ctx context.Context, j *job) (io.ReadCloser, *verifier, error) {
+	if from, ok := p.storedCopy(ctx, j); ok {
+		j.how = HowCopied
+		p.event(j, EventCopy, 0, 0)
+		return &lazyDiff{ctx: ctx, st: p.st, id: from}, nil, nil
+	}
+	j.how = HowFetched
+	p.event(j, EventFetch, 0, j.layer.Size)
+	rc, err := p.src.Blob(ctx, j.layer)
+	if err != nil {
+		return nil, nil, err
+	}
+	v, err := newVerifier(rc, j.layer.Digest, j.layer.Size, func(n int64) {
+		j.bytes.Store(n)
+		p.event(j, EventBytes, n, j.layer.Size)
+	})
+	if err != nil {
+		rc.Close()
+		return nil, nil, err
+	}
+	return struct {
+		io.Reader
+		io.Closer
+	}{v, rc}, v, nil
+}
+
+// storedCopy finds a stored layer with j's diff ID (directly, or through
+// its blob digest).
+func (p *puller) storedCopy(ctx context.Context, j *job) (string, bool) {
+	for _, d := range []digest.Digest{j.layer.DiffID, j.layer.Digest} {
+		ls, err := p.st.LayersByDigest(ctx, d)
+		if err != nil {
+			continue
+		}
+		for _, l := range ls {
+			if l.UncompressedDigest == j.layer.DiffID && l.Flags[layer.IncompleteFlag] == nil {
+				return l.ID, true
+			}
+		}
+	}
+	return "", false
+}
+
+// commit makes staged layer j a layer on its parent. An ID committed
+// meanwhile by another process counts as reused.
+func (p *puller) commit(ctx context.Context, j *job) error {
+	if err := p.waitParent(ctx, j); err != nil {
+		return err
+	}
+	_, err := j.staged.Commit(ctx, p.parentID(j))
+	switch {
+	case errors.Is(err, store.ErrDuplicateID):
+		_ = j.staged.Discard() // the stored layer has the same chain, so the same contents
+		j.how = HowReused
+	case err != nil:
+		j.staged = nil // Commit discarded it
+		return fmt.Errorf("layer %d (%s): %w", j.i, j.layer.Digest, err)
+	default:
+		p.mu.Lock()
+		p.committed = append(p.committed, j.id)
+		p.mu.Unlock()
+	}
+	j.staged = nil
+	close(j.committed)
+	p.release(j)
+	p.event(j, EventCommitted, j.bytes.Load(), j.layer.Size)
+	return nil
+}
+
+// rollback deletes the layers this pull committed, newest first; a layer
+// something else now uses stays.
+func (p *puller) rollback(ctx context.Context) {
+	ctx = context.WithoutCancel(ctx)
+	p.mu.Lock()
+	ids := p.committed
+	p.committed = nil
+	p.mu.Unlock()
+	for i := len(ids) - 1; i >= 0; i-- {
+		if err := p.st.DeleteLayer(ctx, ids[i]); err != nil {
+			slog.Debug("pull rollback: keeping layer", "id", ids[i], "err", err)
+		}
+	}
+}
+
+// lazyDiff opens the stored layer's uncompressed diff on first Read:
+// Store.Diff holds the layers read lock while it streams, and StageLayer
+// must plan (under the write lock) before it reads.
+type lazyDiff struct {
+	ctx context.Context
+	st  *store.Store
+	id  string
+	rc  io.ReadCloser
+}
+
+func (l *lazyDiff) Read(b []byte) (int, error) {
+	if l.rc == nil {
+		none := archive.Uncompressed
+		rc, err := l.st.Diff(l.ctx, "", l.id, store.DiffOptions{Compression: &none})
+		if err != nil {
+			return 0, err
+		}
+		l.rc = rc
+	}
+	return l.rc.Read(b)
+}
+
+func (l *lazyDiff) Close() error {
+	if l.rc == nil {
+		return nil
+	}
+	return l.rc.Close()
+}
