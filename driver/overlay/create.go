@@ -102,9 +102,6 @@ func (d *Driver) create(ctx context.Context, id, parent string, opts driver.Crea
 			return err
 		}
 	}
-	if err := os.Symlink(linkTarget(id), filepath.Join(base, linkDir, in.Link)); err != nil {
-		return err
-	}
 	for _, e := range planLayout(in) {
 		p := filepath.Join(dir, e.Name)
 		if e.Dir {
@@ -116,7 +113,9 @@ func (d *Driver) create(ctx context.Context, id, parent string, opts driver.Crea
 			return err
 		}
 	}
-	return nil
+	// The l/ symlink comes after the link file that names it, so that a
+	// process killed at any point leaves nothing removeIn cannot find.
+	return os.Symlink(linkTarget(id), filepath.Join(base, linkDir, in.Link))
 }
 
 // writeFileOwned writes a new small file with mode, owned by uid:gid,
