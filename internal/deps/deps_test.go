@@ -40,6 +40,9 @@ var level = map[string]int{
 	"push":              6,
 	"pull":              6,
 	"cmd/stowage":       7,
+
+	// test helper programs (standard library only)
+	"tests/fault/cmd/faultkit": 8,
 }
 
 type pkg struct {

@@ -9,7 +9,9 @@
 //	faultkit storm [flags]            kill storm, then verify
 //	faultkit verify [flags]           verify a store (acks from --acks FILE)
 //	faultkit ext4-shutdown DIR        EXT4_IOC_SHUTDOWN with NOLOGFLUSH
-//	faultkit mounts-under DIR         list mount points below DIR
+//
+// verify and storm exit 1 on inconsistencies, 3 when the only ones found
+// are those of a known bug (printed as KNOWN BUG lines).
 //
 // It uses only the standard library and talks to the store through the
 // CLI under test and its JSON files, so it checks stowage and the
@@ -17,6 +19,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 )
@@ -43,6 +46,9 @@ func main() {
 		err = cmdExt4Shutdown(args)
 	default:
 		err = fmt.Errorf("unknown command %q", os.Args[1])
+	}
+	if errors.Is(err, errKnown) {
+		os.Exit(3)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "faultkit:", err)

@@ -35,10 +35,10 @@ func cmdGenTars(args []string) error {
 		var buf bytes.Buffer
 		tw := tar.NewWriter(&buf)
 		mt := time.Unix(1700000000, 0)
-		nfiles := 50 + r.Intn(400)
+		nfiles := 20 + r.Intn(200)
 		big := 0
 		if i%3 == 2 {
-			big = 2<<20 + r.Intn(4<<20)
+			big = 1<<20 + r.Intn(2<<20)
 		}
 		tw.WriteHeader(&tar.Header{Name: fmt.Sprintf("layer%d/", i), Typeflag: tar.TypeDir, Mode: 0o755, ModTime: mt})
 		for f := 0; f < nfiles; f++ {

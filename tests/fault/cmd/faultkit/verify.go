@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -130,6 +131,7 @@ type mountRec struct {
 // report collects what verify found.
 type report struct {
 	problems []string
+	known    []string // inconsistencies of a known, reported bug
 	notes    []string
 }
 
@@ -218,6 +220,14 @@ func verify(c *storeCfg, acks ackSet, o verifyOpts) *report {
 			r.bad("container %s: image %s missing", x.ID, x.Image)
 		}
 		if _, ok := lm[x.Layer]; !ok {
+			if a := acks["container/"+x.ID]; a != nil && a.state == "maybe" {
+				// DeleteContainer marks the layer incomplete and saves
+				// layers.json before it removes the container record; a
+				// kill in between leaves the record and the next open
+				// removes the layer (store/delete.go deleteContainerLocked).
+				r.known = append(r.known, fmt.Sprintf("container %s (its delete-container was killed): layer %s missing", x.ID, x.Layer))
+				continue
+			}
 			r.bad("container %s: layer %s missing", x.ID, x.Layer)
 		}
 	}
@@ -348,36 +358,53 @@ func verify(c *storeCfg, acks ackSet, o verifyOpts) *report {
 		}
 	}
 
-	// Content: the diff of every layer matches its recorded digest, and
-	// every layer mounts.
-	if o.deep {
-		for _, l := range layers {
-			if l.DiffDigest != "" {
-				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-				cmd := c.cmd(ctx, "diff", "-u", l.ID)
-				h := sha256.New()
-				var e bytes.Buffer
-				cmd.Stdout, cmd.Stderr = h, &e
-				err := cmd.Run()
-				cancel()
-				if err != nil {
-					r.bad("layer %s: diff failed: %v: %s", l.ID, err, strings.TrimSpace(e.String()))
-				} else if got := fmt.Sprintf("sha256:%x", h.Sum(nil)); got != l.DiffDigest {
-					r.bad("layer %s: diff is %s, recorded diff-digest %s", l.ID, got, l.DiffDigest)
-				}
-			}
-			out, e, err := c.cli("mount", l.ID)
-			if err != nil {
-				r.bad("layer %s: mount failed: %v: %s", l.ID, err, strings.TrimSpace(e))
-				continue
-			}
-			if fi, err := os.Stat(strings.TrimSpace(out)); err != nil || !fi.IsDir() {
-				r.bad("layer %s: mount point %q is not a directory", l.ID, strings.TrimSpace(out))
-			}
-			if _, e, err := c.cli("unmount", l.ID); err != nil {
-				r.bad("layer %s: unmount failed: %v: %s", l.ID, err, strings.TrimSpace(e))
+	if d == "overlay" {
+		counted := map[string]bool{}
+		for _, m := range mps {
+			if m.Count > 0 {
+				counted[m.ID] = true
 			}
 		}
+		leaked := 0
+		if data, err := os.ReadFile("/proc/self/mountinfo"); err == nil {
+			for _, line := range strings.Split(string(data), "\n") {
+				f := strings.Fields(line)
+				if len(f) > 4 && strings.HasPrefix(f[4], home+"/") && strings.HasSuffix(f[4], "/merged") {
+					if !counted[filepath.Base(filepath.Dir(f[4]))] {
+						leaked++
+					}
+				}
+			}
+		}
+		if leaked > 0 {
+			r.note("%d overlay mounts with no count in mountpoints.json (a mount killed after mounting, before saving the count)", leaked)
+		}
+	}
+
+	// Content: the diff of every layer matches its recorded digest, and
+	// every layer mounts. Two at a time.
+	if o.deep {
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		work := make(chan layerRec)
+		for w := 0; w < 2; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for l := range work {
+					sub := &report{}
+					deepCheck(c, l, sub)
+					mu.Lock()
+					r.problems = append(r.problems, sub.problems...)
+					mu.Unlock()
+				}
+			}()
+		}
+		for _, l := range layers {
+			work <- l
+		}
+		close(work)
+		wg.Wait()
 	}
 	if o.runCheck {
 		out, e, err := c.cli("check")
@@ -394,6 +421,9 @@ func verify(c *storeCfg, acks ackSet, o verifyOpts) *report {
 	return r
 }
 
+// errKnown makes faultkit exit 3: only inconsistencies of known bugs.
+var errKnown = errors.New("only known-bug inconsistencies")
+
 // print writes the report and returns an error when it found problems.
 func (r *report) print() error {
 	for _, n := range r.notes {
@@ -402,8 +432,15 @@ func (r *report) print() error {
 	for _, p := range r.problems {
 		fmt.Println("INCONSISTENT:", p)
 	}
+	for _, p := range r.known {
+		fmt.Println("KNOWN BUG:", p)
+	}
 	if len(r.problems) > 0 {
 		return fmt.Errorf("%d inconsistencies", len(r.problems))
+	}
+	if len(r.known) > 0 {
+		fmt.Printf("verify: 0 new inconsistencies, %d of a known bug\n", len(r.known))
+		return errKnown
 	}
 	fmt.Println("verify: 0 inconsistencies")
 	return nil
@@ -424,4 +461,33 @@ func cmdVerify(args []string) error {
 		return err
 	}
 	return verify(&c, acks, verifyOpts{deep: *deep, runCheck: *check}).print()
+}
+
+// deepCheck diffs one layer against its recorded diff-digest and mounts it.
+func deepCheck(c *storeCfg, l layerRec, r *report) {
+	if l.DiffDigest != "" {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		cmd := c.cmd(ctx, "diff", "-u", l.ID)
+		h := sha256.New()
+		var e bytes.Buffer
+		cmd.Stdout, cmd.Stderr = h, &e
+		err := cmd.Run()
+		cancel()
+		if err != nil {
+			r.bad("layer %s: diff failed: %v: %s", l.ID, err, strings.TrimSpace(e.String()))
+		} else if got := fmt.Sprintf("sha256:%x", h.Sum(nil)); got != l.DiffDigest {
+			r.bad("layer %s: diff is %s, recorded diff-digest %s", l.ID, got, l.DiffDigest)
+		}
+	}
+	out, e, err := c.cli("mount", l.ID)
+	if err != nil {
+		r.bad("layer %s: mount failed: %v: %s", l.ID, err, strings.TrimSpace(e))
+		return
+	}
+	if fi, err := os.Stat(strings.TrimSpace(out)); err != nil || !fi.IsDir() {
+		r.bad("layer %s: mount point %q is not a directory", l.ID, strings.TrimSpace(out))
+	}
+	if _, e, err := c.cli("unmount", l.ID); err != nil {
+		r.bad("layer %s: unmount failed: %v: %s", l.ID, err, strings.TrimSpace(e))
+	}
 }
