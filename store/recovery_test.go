@@ -1,0 +1,373 @@
+package store
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stowage/stowage/driver/drivertest"
+	"github.com/stowage/stowage/internal/testutil"
+	"github.com/stowage/stowage/lockfile"
+)
+
+const childEnv = "STOWAGE_STORE_TEST_CHILD"
+
+func TestMain(m *testing.M) { testutil.Main(m, childEnv, runChild) }
+
+// runChild runs one store operation in a child process. spec is
+// "<op>|<graph>|<run>|<driver>|<arg>":
+//   - put-block: PutLayer of a tar whose stream stops half-way (after
+//     printing "blocked") until "release" arrives; prints "done <id>".
+//   - delete: prints "deleting", deletes layer <arg>, prints "deleted".
+//   - rlock: read-locks <arg> (a lock file), prints "locked", waits for
+//     "release".
+func runChild(spec string) int {
+	parts := strings.SplitN(spec, "|", 5)
+	if len(parts) != 5 {
+		fmt.Fprintln(os.Stderr, "bad child spec", spec)
+		return 2
+	}
+	op, arg := parts[0], parts[4]
+	ctx := context.Background()
+	if op == "rlock" {
+		f, err := lockfile.Get(arg)
+		if err == nil {
+			err = f.RLock(ctx)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		fmt.Println("locked")
+		testutil.AwaitRelease()
+		f.Unlock()
+		return 0
+	}
+	s, err := Open(ctx, Options{GraphRoot: parts[1], RunRoot: parts[2], GraphDriverName: parts[3]})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	switch op {
+	case "put-block":
+		l, err := s.PutLayer(ctx, &blockingReader{data: bigTar(64, 64<<10)}, LayerOptions{})
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		fmt.Println("done", l.ID)
+	case "delete":
+		fmt.Println("deleting")
+		if err := s.DeleteLayer(ctx, arg); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		fmt.Println("deleted")
+	default:
+		fmt.Fprintln(os.Stderr, "unknown child op", op)
+		return 2
+	}
+	return 0
+}
+
+// blockingReader serves data, stopping at the half-way mark once: it
+// prints "blocked" and waits for "release" on stdin.
+type blockingReader struct {
+	data    []byte
+	off     int
+	blocked bool
+}
+
+func (r *blockingReader) Read(p []byte) (int, error) {
+	half := len(r.data) / 2
+	if !r.blocked && r.off >= half {
+		r.blocked = true
+		fmt.Println("blocked")
+		testutil.AwaitRelease()
+	}
+	if r.off >= len(r.data) {
+		return 0, io.EOF
+	}
+	end := len(r.data)
+	if !r.blocked {
+		end = half
+	}
+	n := copy(p, r.data[r.off:end])
+	r.off += n
+	return n, nil
+}
+
+// bigTar returns a tar of n regular files of size bytes each.
+func bigTar(n, size int) []byte {
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	body := bytes.Repeat([]byte("x"), size)
+	for i := range n {
+		hdr := &tar.Header{Name: fmt.Sprintf("d%d/f%d", i%8, i), Mode: 0o644, Size: int64(size), Typeflag: tar.TypeReg, ModTime: time.Unix(1700000000, 0)}
+		if err := tw.WriteHeader(hdr); err != nil {
+			panic(err)
+		}
+		if _, err := tw.Write(body); err != nil {
+			panic(err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		panic(err)
+	}
+	return buf.Bytes()
+}
+
+func childSpec(op, graph, run, drv, arg string) string {
+	return childEnv + "=" + strings.Join([]string{op, graph, run, drv, arg}, "|")
+}
+
+// entries lists dir's entries (none if it does not exist).
+func entries(t *testing.T, dir string) []string {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if os.IsNotExist(err) {
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range ents {
+		out = append(out, e.Name())
+	}
+	return out
+}
+
+// tempRoots are the staging roots of a store: the layer store's tmp and
+// the driver's tempdirs.
+func tempRoots(g, drv string) []string {
+	return []string{filepath.Join(g, drv+"-layers", "tmp"), filepath.Join(g, drv, "tempdirs")}
+}
+
+func storeDrivers(t *testing.T) []string {
+	drvs := []string{"vfs"}
+	if os.Geteuid() == 0 {
+		drvs = append(drvs, "overlay")
+	}
+	return drvs
+}
+
+// A process killed while extracting a layer leaves staging that the next
+// open removes, and no layer.
+func TestKilledPutLayerRecovered(t *testing.T) {
+	for _, drv := range storeDrivers(t) {
+		t.Run(drv, func(t *testing.T) {
+			if drv == "overlay" {
+				drivertest.RequireOverlay(t)
+			}
+			dir := t.TempDir()
+			g, r := filepath.Join(dir, "g"), filepath.Join(dir, "r")
+			c := testutil.StartChild(t, childSpec("put-block", g, r, drv, ""))
+			c.Expect(t, "blocked", time.Minute)
+			for _, root := range tempRoots(g, drv) {
+				if len(entries(t, root)) == 0 {
+					t.Fatalf("no live staging under %s while the child extracts", root)
+				}
+			}
+			c.Kill()
+			s, err := Open(testCtx(t), Options{GraphRoot: g, RunRoot: r, GraphDriverName: drv})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer func() { _, _ = s.Shutdown(testCtx(t), true) }()
+			for _, root := range tempRoots(g, drv) {
+				if left := entries(t, root); len(left) != 0 {
+					t.Errorf("%s still holds %v after open", root, left)
+				}
+			}
+			if ls, err := s.Layers(testCtx(t)); err != nil || len(ls) != 0 {
+				t.Errorf("layers after the killed import: %v, %v", ls, err)
+			}
+		})
+	}
+}
+
+// Opening the store, and committing another layer, while a second process
+// is half-way through an import leaves that process's staging alone; it
+// then commits its layer.
+func TestLiveStagingNotDisturbed(t *testing.T) {
+	for _, drv := range storeDrivers(t) {
+		t.Run(drv, func(t *testing.T) {
+			if drv == "overlay" {
+				drivertest.RequireOverlay(t)
+			}
+			dir := t.TempDir()
+			g, r := filepath.Join(dir, "g"), filepath.Join(dir, "r")
+			c := testutil.StartChild(t, childSpec("put-block", g, r, drv, ""))
+			c.Expect(t, "blocked", time.Minute)
+			before := map[string][]string{}
+			for _, root := range tempRoots(g, drv) {
+				before[root] = entries(t, root)
+			}
+			s, err := Open(testCtx(t), Options{GraphRoot: g, RunRoot: r, GraphDriverName: drv})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer func() { _, _ = s.Shutdown(testCtx(t), true) }()
+			mine, err := s.PutLayer(testCtx(t), bytes.NewReader(makeTar(t, map[string]string{"x": "1"})), LayerOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for root, want := range before {
+				got := entries(t, root)
+				for _, e := range want {
+					if !slices.Contains(got, e) {
+						t.Errorf("%s/%s of the live import was removed", root, e)
+					}
+				}
+			}
+			c.Send(t, "release")
+			line := c.Expect(t, "done ", time.Minute)
+			c.Wait(t)
+			id := strings.TrimPrefix(line, "done ")
+			ls, err := s.Layers(testCtx(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var ids []string
+			for _, l := range ls {
+				ids = append(ids, l.ID)
+			}
+			if !slices.Contains(ids, id) || !slices.Contains(ids, mine.ID) {
+				t.Errorf("layers %v, want both %s and %s", ids, id, mine.ID)
+			}
+		})
+	}
+}
+
+// Temp JSON files of writers that died mid-save are removed at open, and
+// only under the table's write lock: while another process holds the
+// read lock, open waits and the files stay.
+func TestStaleTempJSONRemovedUnderWriteLock(t *testing.T) {
+	s, opts := openTest(t)
+	ctx := testCtx(t)
+	if _, err := s.CreateLayer(ctx, LayerOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	ldir := filepath.Join(opts.GraphRoot, "vfs-layers")
+	planted := []string{
+		filepath.Join(ldir, ".tmp-layers.json123456"),
+		filepath.Join(ldir, ".tmp-volatile-layers.json9"),
+		filepath.Join(opts.GraphRoot, "vfs-images", ".tmp-images.json77"),
+		filepath.Join(opts.GraphRoot, "vfs-containers", ".tmp-containers.json1"),
+		filepath.Join(opts.RunRoot, "vfs-layers", ".tmp-mountpoints.json5"),
+	}
+	keep := filepath.Join(ldir, ".tmp-unrelated")
+	for _, p := range append(planted, keep) {
+		if err := os.WriteFile(p, []byte("[{"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := testutil.StartChild(t, childSpec("rlock", "", "", "", filepath.Join(ldir, "layers.lock")))
+	c.Expect(t, "locked", time.Minute)
+	opened := make(chan error, 1)
+	go func() { // owner: this test; joined through opened
+		s2, err := Open(ctx, opts)
+		if err == nil {
+			s2.Close()
+		}
+		opened <- err
+	}()
+	select {
+	case err := <-opened:
+		t.Fatalf("open finished while another process held layers.lock for reading: %v", err)
+	case <-time.After(500 * time.Millisecond):
+	}
+	if _, err := os.Stat(planted[0]); err != nil {
+		t.Fatalf("temp file removed without the write lock: %v", err)
+	}
+	c.Send(t, "release")
+	c.Wait(t)
+	if err := <-opened; err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range planted {
+		if _, err := os.Stat(p); !os.IsNotExist(err) {
+			t.Errorf("%s still there after open (%v)", p, err)
+		}
+	}
+	if _, err := os.Stat(keep); err != nil {
+		t.Errorf("a file that is no table's temp was removed: %v", err)
+	}
+}
+
+// A process killed at a random moment while deleting a layer leaves a
+// store that, once opened, has the layer either complete or entirely gone:
+// records and driver directories agree and no staging is left.
+func TestKilledDeleteLayerConsistent(t *testing.T) {
+	for _, drv := range storeDrivers(t) {
+		t.Run(drv, func(t *testing.T) {
+			if drv == "overlay" {
+				drivertest.RequireOverlay(t)
+			}
+			blob := bigTar(600, 512)
+			gone := 0
+			for round := range 3 {
+				dir := t.TempDir()
+				g, r := filepath.Join(dir, "g"), filepath.Join(dir, "r")
+				opts := Options{GraphRoot: g, RunRoot: r, GraphDriverName: drv}
+				s, err := Open(testCtx(t), opts)
+				if err != nil {
+					t.Fatal(err)
+				}
+				l, err := s.PutLayer(testCtx(t), bytes.NewReader(blob), LayerOptions{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				c := testutil.StartChild(t, childSpec("delete", g, r, drv, l.ID))
+				c.Expect(t, "deleting", time.Minute)
+				time.Sleep(time.Duration(rand.IntN(30)+round*5) * time.Millisecond)
+				c.Kill()
+				s2, err := Open(testCtx(t), opts)
+				if err != nil {
+					t.Fatal(err)
+				}
+				ls, err := s2.Layers(testCtx(t))
+				if err != nil {
+					t.Fatal(err)
+				}
+				dirs, err := s2.StorageLayers(testCtx(t))
+				if err != nil {
+					t.Fatal(err)
+				}
+				switch {
+				case len(ls) == 0 && len(dirs) == 0:
+					gone++
+				case len(ls) == 1 && len(dirs) == 1 && ls[0].ID == l.ID && dirs[0] == l.ID:
+					rc, err := s2.Diff(testCtx(t), "", l.ID, DiffOptions{})
+					if err != nil {
+						t.Fatalf("round %d: surviving layer cannot be diffed: %v", round, err)
+					}
+					got, err := io.ReadAll(rc)
+					rc.Close()
+					if err != nil || !bytes.Equal(got, blob) {
+						t.Fatalf("round %d: surviving layer is damaged (%d bytes, %v)", round, len(got), err)
+					}
+				default:
+					t.Fatalf("round %d: records %v and driver dirs %v disagree", round, ls, dirs)
+				}
+				for _, root := range tempRoots(g, drv) {
+					if left := entries(t, root); len(left) != 0 {
+						t.Errorf("round %d: %s still holds %v", round, root, left)
+					}
+				}
+				_, _ = s2.Shutdown(testCtx(t), true)
+			}
+			t.Logf("%s: layer gone in %d of 3 rounds, intact in the others", drv, gone)
+		})
+	}
+}
