@@ -240,6 +240,7 @@ func (c *command) invoke(ctx context.Context, prog, argv0, name string, args []s
 		return 1
 	}
 	setupLogging(cio.stderr, g.debug)
+	defer startLockStats(name, cio.stderr)()
 	b := r.base()
 	b.p = &printer{in: cio.stdin, out: cio.stdout, errOut: cio.stderr}
 	b.g = g
