@@ -298,12 +298,18 @@ func (p *puller) fetch(ctx context.Context, j *job) error {
 	if err != nil {
 		return fmt.Errorf("layer %d (%s): %w", j.i, j.layer.Digest, err)
 	}
-	staged, err := p.st.StageLayer(ctx, blob, opts)
-	if v != nil && v.err != nil && !errors.Is(v.err, io.EOF) {
-		err = v.err // the clearer cause: extraction failed on a bad blob
+	if v == nil {
+		// A stored layer's uncompressed diff: hash it (its digest must be
+		// the diff ID), and record it as the uncompressed blob it is.
+		opts.CompressedDigest, opts.CompressedSize = "", 0
 	}
-	if err == nil && v != nil {
-		err = v.finish()
+	staged, err := p.st.StageLayer(ctx, blob, opts)
+	if v != nil && ctx.Err() == nil {
+		// Read the rest of the blob: a corrupt blob usually breaks
+		// decompression before its end, and the digest is the clearer cause.
+		if verr := v.finish(); verr != nil && (err == nil || errors.Is(verr, source.ErrDigestMismatch)) {
+			err = verr
+		}
 	}
 	if cerr := blob.Close(); err == nil && cerr != nil && j.how == HowCopied {
 		err = cerr // a failed local diff

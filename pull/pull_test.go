@@ -1,0 +1,407 @@
+package pull
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/opencontainers/go-digest"
+
+	"github.com/stowage/stowage/driver/drivertest"
+	"github.com/stowage/stowage/source"
+	"github.com/stowage/stowage/store"
+)
+
+func testCtx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func openStore(t *testing.T, drv string) *store.Store {
+	t.Helper()
+	if drv == "overlay" {
+		drivertest.RequireOverlay(t)
+	}
+	dir := t.TempDir()
+	st, err := store.Open(testCtx(t), store.Options{GraphRoot: filepath.Join(dir, "g"), RunRoot: filepath.Join(dir, "r"), GraphDriverName: drv})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_, _ = st.Shutdown(context.Background(), true)
+		st.Close()
+	})
+	return st
+}
+
+// forDrivers runs fn on a fresh vfs store and, where the kernel allows, an
+// overlay store.
+func forDrivers(t *testing.T, fn func(t *testing.T, st *store.Store)) {
+	for _, drv := range []string{"vfs", "overlay"} {
+		t.Run(drv, func(t *testing.T) { fn(t, openStore(t, drv)) })
+	}
+}
+
+func randomImage(t *testing.T, layers int) v1.Image {
+	t.Helper()
+	img, err := random.Image(20000, int64(layers))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img
+}
+
+// writeLayout writes images into a fresh layout, each under its ref.
+func writeLayout(t *testing.T, imgs map[string]v1.Image) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "oci")
+	p, err := layout.Write(dir, empty.Index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for ref, img := range imgs {
+		if err := p.AppendImage(img, layout.WithAnnotations(map[string]string{"org.opencontainers.image.ref.name": ref})); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+func open(t *testing.T, ref string) source.Source {
+	t.Helper()
+	src, err := OpenSource(ref, SourceOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { src.Close() })
+	return src
+}
+
+func diffIDs(t *testing.T, img v1.Image) []digest.Digest {
+	t.Helper()
+	cf, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []digest.Digest
+	for _, d := range cf.RootFS.DiffIDs {
+		out = append(out, digest.Digest(d.String()))
+	}
+	return out
+}
+
+func TestPullRecords(t *testing.T) {
+	forDrivers(t, func(t *testing.T, st *store.Store) {
+		ctx := testCtx(t)
+		img := randomImage(t, 3)
+		dir := writeLayout(t, map[string]v1.Image{"v1": img})
+		res, err := Pull(ctx, st, open(t, "oci:"+dir+":v1"), Options{Names: []string{"localhost/r:v1"}})
+		if err != nil {
+			t.Fatalf("Pull: %v", err)
+		}
+		cfgName, _ := img.ConfigName()
+		mdig, _ := img.Digest()
+		if res.ImageID != cfgName.Hex || res.Fetched != 3 || res.Reused != 0 {
+			t.Fatalf("result %+v", res)
+		}
+		rec, err := st.Image(ctx, "localhost/r:v1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids := LayerIDs(diffIDs(t, img))
+		if rec.TopLayer != ids[2] || rec.Digest.String() != mdig.String() {
+			t.Errorf("image top %s digest %s, want %s %s", rec.TopLayer, rec.Digest, ids[2], mdig)
+		}
+		want := map[string]bool{"manifest": true, "manifest-" + mdig.String(): true, cfgName.String(): true}
+		for _, k := range rec.BigDataNames {
+			delete(want, k)
+		}
+		if len(want) != 0 {
+			t.Errorf("big data %v lacks %v", rec.BigDataNames, want)
+		}
+		m, _ := img.Manifest()
+		for i, id := range ids {
+			l, err := st.Layer(ctx, id)
+			if err != nil {
+				t.Fatalf("layer %d: %v", i, err)
+			}
+			if l.CompressedDigest.String() != m.Layers[i].Digest.String() || l.CompressedSize != m.Layers[i].Size ||
+				l.UncompressedDigest != diffIDs(t, img)[i] || l.UncompressedSize <= 0 {
+				t.Errorf("layer %d record %+v", i, l)
+			}
+			if i > 0 && l.Parent != ids[i-1] {
+				t.Errorf("layer %d parent %s, want %s", i, l.Parent, ids[i-1])
+			}
+		}
+		// A second pull reuses everything and fetches nothing.
+		res, err = Pull(ctx, st, open(t, "oci:"+dir), Options{Names: []string{"localhost/r:again"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Reused != 3 || res.Bytes != 0 {
+			t.Fatalf("re-pull %+v", res)
+		}
+		rec, _ = st.Image(ctx, res.ImageID)
+		if len(rec.Names) != 2 {
+			t.Errorf("names after re-pull %v", rec.Names)
+		}
+	})
+}
+
+// An image on top of a stored one fetches only its own layers; a layer
+// whose content is stored under another chain is copied, not fetched.
+func TestPullSharedLayers(t *testing.T) {
+	forDrivers(t, func(t *testing.T, st *store.Store) {
+		ctx := testCtx(t)
+		base := randomImage(t, 2)
+		top, err := mutate.AppendLayers(base, mustLayer(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		baseLayers, _ := base.Layers()
+		other, err := mutate.AppendLayers(empty.Image, mustLayer(t), baseLayers[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		dir := writeLayout(t, map[string]v1.Image{"base": base, "top": top, "other": other})
+		if _, err := Pull(ctx, st, open(t, "oci:"+dir+":base"), Options{}); err != nil {
+			t.Fatal(err)
+		}
+		res, err := Pull(ctx, st, open(t, "oci:"+dir+":top"), Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Reused != 2 || res.Fetched != 1 {
+			t.Fatalf("top: %+v", res)
+		}
+		res, err = Pull(ctx, st, open(t, "oci:"+dir+":other"), Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Fetched != 1 || res.Copied != 1 || res.Layers[1].How != HowCopied {
+			t.Fatalf("other: %+v", res)
+		}
+		l, err := st.Layer(ctx, res.Layers[1].ID)
+		if err != nil || l.UncompressedDigest != res.Layers[1].DiffID {
+			t.Fatalf("copied layer %+v: %v", l, err)
+		}
+	})
+}
+
+func mustLayer(t *testing.T) v1.Layer {
+	t.Helper()
+	ls, err := randomImage(t, 1).Layers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ls[0]
+}
+
+// assertEmpty fails unless the store has no layers and no images.
+func assertEmpty(t *testing.T, st *store.Store) {
+	t.Helper()
+	ctx := testCtx(t)
+	ls, err := st.Layers(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	imgs, err := st.Images(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ls) != 0 || len(imgs) != 0 {
+		t.Fatalf("store keeps %d layers and %d images", len(ls), len(imgs))
+	}
+}
+
+// A blob whose content is not its digest fails the pull with
+// ErrDigestMismatch and leaves no layer or image.
+func TestPullCorruptBlob(t *testing.T) {
+	forDrivers(t, func(t *testing.T, st *store.Store) {
+		img := randomImage(t, 3)
+		dir := writeLayout(t, map[string]v1.Image{"v1": img})
+		ls, _ := img.Layers()
+		d, _ := ls[2].Digest()
+		p := filepath.Join(dir, "blobs", "sha256", d.Hex)
+		data, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data[len(data)/2] ^= 0xff
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, err = Pull(testCtx(t), st, open(t, "oci:"+dir), Options{Jobs: 1})
+		if !errors.Is(err, source.ErrDigestMismatch) {
+			t.Fatalf("Pull of a corrupt blob: %v, want ErrDigestMismatch", err)
+		}
+		assertEmpty(t, st)
+	})
+}
+
+// A diff ID in the config that does not match the content is caught too.
+func TestPullWrongDiffID(t *testing.T) {
+	st := openStore(t, "vfs")
+	img := randomImage(t, 1)
+	cf, _ := img.ConfigFile()
+	cf = cf.DeepCopy()
+	cf.RootFS.DiffIDs[0] = v1.Hash{Algorithm: "sha256", Hex: digest.FromString("x").Encoded()}
+	img, err := mutate.ConfigFile(img, cf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := writeLayout(t, map[string]v1.Image{"v1": img})
+	if _, err := Pull(testCtx(t), st, open(t, "oci:"+dir), Options{}); !errors.Is(err, source.ErrDigestMismatch) {
+		t.Fatalf("Pull with a wrong diff ID: %v", err)
+	}
+	assertEmpty(t, st)
+}
+
+// cancelAfter cancels the pull once some layer bytes were read.
+type cancelAfter struct {
+	cancel context.CancelFunc
+	n      atomic.Int32
+}
+
+func (c *cancelAfter) Event(e Event) {
+	if e.Kind == EventBytes && c.n.Add(1) == 1 {
+		c.cancel()
+	}
+}
+
+// A cancelled pull returns the context's error and leaves no layer.
+func TestPullCancel(t *testing.T) {
+	forDrivers(t, func(t *testing.T, st *store.Store) {
+		img, err := random.Image(4<<20, 4)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dir := writeLayout(t, map[string]v1.Image{"v1": img})
+		ctx, cancel := context.WithCancel(testCtx(t))
+		defer cancel()
+		_, err = Pull(ctx, st, open(t, "oci:"+dir), Options{Jobs: 2, Progress: &cancelAfter{cancel: cancel}})
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("cancelled Pull: %v", err)
+		}
+		assertEmpty(t, st)
+	})
+}
+
+// Concurrent pulls of one image in one process fetch each layer once.
+func TestPullConcurrentCoalesce(t *testing.T) {
+	forDrivers(t, func(t *testing.T, st *store.Store) {
+		img := randomImage(t, 4)
+		dir := writeLayout(t, map[string]v1.Image{"v1": img})
+		var wg sync.WaitGroup
+		results := make([]*Result, 3)
+		errs := make([]error, 3)
+		for i := range results {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				results[i], errs[i] = Pull(testCtx(t), st, open(t, "oci:"+dir), Options{})
+			}()
+		}
+		wg.Wait()
+		fetched := 0
+		for i, r := range results {
+			if errs[i] != nil {
+				t.Fatalf("pull %d: %v", i, errs[i])
+			}
+			fetched += r.Fetched
+		}
+		if fetched != 4 {
+			t.Fatalf("%d layer fetches for a 4-layer image pulled 3 times at once", fetched)
+		}
+	})
+}
+
+// A multi-arch index yields the image for the requested platform.
+func TestPullPlatform(t *testing.T) {
+	st := openStore(t, "vfs")
+	amd, arm := randomImage(t, 1), randomImage(t, 1)
+	idx := mutate.AppendManifests(empty.Index,
+		mutate.IndexAddendum{Add: amd, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "amd64"}}},
+		mutate.IndexAddendum{Add: arm, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "arm64", Variant: "v8"}}},
+	)
+	dir := filepath.Join(t.TempDir(), "oci")
+	p, err := layout.Write(dir, empty.Index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.AppendIndex(idx, layout.WithAnnotations(map[string]string{"org.opencontainers.image.ref.name": "multi"})); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		platform string
+		want     v1.Image
+	}{{"linux/arm64", arm}, {"linux/arm64/v8", arm}, {"linux/amd64", amd}} {
+		plat, _ := source.ParsePlatform(tc.platform)
+		src, err := OpenSource("oci:"+dir+":multi", SourceOptions{Platform: plat})
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := Pull(testCtx(t), st, src, Options{})
+		src.Close()
+		if err != nil {
+			t.Fatalf("%s: %v", tc.platform, err)
+		}
+		cfg, _ := tc.want.ConfigName()
+		if res.ImageID != cfg.Hex {
+			t.Errorf("%s: pulled %s, want %s", tc.platform, res.ImageID, cfg.Hex)
+		}
+		rec, _ := st.Image(testCtx(t), res.ImageID)
+		idxDigest, _ := idx.Digest()
+		if len(rec.Digests) != 2 || rec.Digests[1].String() != idxDigest.String() && rec.Digests[0].String() != idxDigest.String() {
+			t.Errorf("%s: digests %v lack the index %s", tc.platform, rec.Digests, idxDigest)
+		}
+	}
+	plat, _ := source.ParsePlatform("linux/s390x")
+	src, _ := OpenSource("oci:"+dir+":multi", SourceOptions{Platform: plat})
+	defer src.Close()
+	if _, err := Pull(testCtx(t), st, src, Options{}); !errors.Is(err, source.ErrNoPlatform) {
+		t.Fatalf("missing platform: %v", err)
+	}
+}
+
+func TestLayerIDs(t *testing.T) {
+	a := digest.FromString("a")
+	b := digest.FromString("b")
+	ids := LayerIDs([]digest.Digest{a, b})
+	want1 := digest.FromString(a.Encoded() + "+" + b.Encoded()).Encoded()
+	if ids[0] != a.Encoded() || ids[1] != want1 {
+		t.Fatalf("LayerIDs = %v", ids)
+	}
+}
+
+func TestNormalizeName(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"hello", "docker.io/library/hello:latest"},
+		{"user/app:1", "docker.io/user/app:1"},
+		{"localhost/hello", "localhost/hello:latest"},
+		{"127.0.0.1:5000/a/b:t", "127.0.0.1:5000/a/b:t"},
+		{"quay.io/x/y@sha256:" + digest.FromString("x").Encoded(), "quay.io/x/y@sha256:" + digest.FromString("x").Encoded()},
+		{"index.docker.io/library/busybox", "docker.io/library/busybox:latest"},
+	} {
+		got, err := NormalizeName(tc.in)
+		if err != nil || got != tc.want {
+			t.Errorf("NormalizeName(%q) = %q, %v; want %q", tc.in, got, err, tc.want)
+		}
+	}
+	for _, bad := range []string{"", "docker://x", "UPPER/case", "a b"} {
+		if _, err := NormalizeName(bad); err == nil {
+			t.Errorf("NormalizeName(%q) accepted", bad)
+		}
+	}
+}

@@ -1,0 +1,174 @@
+package store
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// A layer staged before its parent exists commits on overlay on the parent
+// named at Commit, and its root takes the parent's diff root attributes.
+func TestStageLayerLateParentOverlay(t *testing.T) {
+	s := openDriverTest(t, "overlay")
+	ctx := testCtx(t)
+	if !s.StagesWithoutParent() {
+		t.Fatal("overlay: StagesWithoutParent is false")
+	}
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	if err := tw.WriteHeader(&tar.Header{Name: "base", Typeflag: tar.TypeReg, Mode: 0o644, ModTime: time.Unix(0, 0)}); err != nil {
+		t.Fatal(err)
+	}
+	tw.Close()
+	child, err := s.StageLayer(ctx, bytes.NewReader(makeTar(t, map[string]string{"child": "c"})), LayerOptions{ID: "child", ReadOnly: true})
+	if err != nil {
+		t.Fatalf("StageLayer child: %v", err)
+	}
+	base, err := s.StageLayer(ctx, &buf, LayerOptions{ID: "base", ReadOnly: true})
+	if err != nil {
+		t.Fatalf("StageLayer base: %v", err)
+	}
+	if _, err := child.Commit(ctx, "base"); !errors.Is(err, ErrParentUnknown) {
+		t.Fatalf("Commit before the parent exists: %v, want ErrParentUnknown", err)
+	}
+	// That failure discarded child; stage it again.
+	child, err = s.StageLayer(ctx, bytes.NewReader(makeTar(t, map[string]string{"child": "c"})), LayerOptions{ID: "child", ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := base.Commit(ctx, ""); err != nil {
+		t.Fatalf("Commit base: %v", err)
+	}
+	// A parent whose diff root is not the default 0555: a child staged on
+	// it would have copied its mode, so a late-parented child must too.
+	if err := os.Chmod(filepath.Join(s.GraphRoot(), "overlay", "base", "diff"), 0o750); err != nil {
+		t.Fatal(err)
+	}
+	l, err := s.StageLayer(ctx, bytes.NewReader(makeTar(t, map[string]string{"x": "x"})), LayerOptions{ID: "other"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Discard(); err != nil {
+		t.Fatalf("Discard: %v", err)
+	}
+	got, err := child.Commit(ctx, "base")
+	if err != nil {
+		t.Fatalf("Commit child on base: %v", err)
+	}
+	if got.Parent != "base" || got.UncompressedDigest == "" {
+		t.Fatalf("child record: parent %q diff digest %q", got.Parent, got.UncompressedDigest)
+	}
+	mnt, err := s.Mount(ctx, "child", MountOptions{})
+	if err != nil {
+		t.Fatalf("Mount: %v", err)
+	}
+	defer s.Unmount(ctx, "child", true)
+	for _, f := range []string{"base", "child"} {
+		if _, err := os.Stat(filepath.Join(mnt, f)); err != nil {
+			t.Errorf("merged view lacks %s: %v", f, err)
+		}
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(filepath.Join(s.GraphRoot(), "overlay", "child", "diff"), &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode&0o7777 != 0o750 {
+		t.Errorf("child diff root mode %o, want the parent's 750", st.Mode&0o7777)
+	}
+	if _, err := s.Layer(ctx, "other"); !errors.Is(err, ErrLayerUnknown) {
+		t.Errorf("a discarded staged layer exists: %v", err)
+	}
+}
+
+// On vfs a layer is a copy of its parent: Commit on any other parent than
+// the staging one is refused and the staged tree is dropped.
+func TestStageLayerVFSNeedsParent(t *testing.T) {
+	s, _ := openTest(t)
+	ctx := testCtx(t)
+	if s.StagesWithoutParent() {
+		t.Fatal("vfs: StagesWithoutParent is true")
+	}
+	if _, err := s.PutLayer(ctx, bytes.NewReader(makeTar(t, map[string]string{"a": "a"})), LayerOptions{ID: "base"}); err != nil {
+		t.Fatal(err)
+	}
+	sl, err := s.StageLayer(ctx, bytes.NewReader(makeTar(t, map[string]string{"b": "b"})), LayerOptions{ID: "child"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sl.Commit(ctx, "base"); !errors.Is(err, ErrStagedParent) {
+		t.Fatalf("Commit on another parent: %v, want ErrStagedParent", err)
+	}
+	sl, err = s.StageLayer(ctx, bytes.NewReader(makeTar(t, map[string]string{"b": "b"})), LayerOptions{ID: "child", Parent: "base"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := sl.Commit(ctx, "base")
+	if err != nil {
+		t.Fatalf("Commit on the staging parent: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(s.GraphRoot(), "vfs", "dir", l.ID, "a")); err != nil {
+		t.Errorf("vfs child lacks its parent's file: %v", err)
+	}
+	// A second staged layer with the same ID loses: ErrDuplicateID, and
+	// the staged tree is still the caller's to Discard.
+	sl, err = s.StageLayer(ctx, bytes.NewReader(makeTar(t, map[string]string{"c": "c"})), LayerOptions{ID: "third", Parent: "base"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.PutLayer(ctx, bytes.NewReader(makeTar(t, map[string]string{"c": "c"})), LayerOptions{ID: "third", Parent: "base"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sl.Commit(ctx, "base"); !errors.Is(err, ErrDuplicateID) {
+		t.Fatalf("Commit of a taken ID: %v, want ErrDuplicateID", err)
+	}
+	if err := sl.Discard(); err != nil {
+		t.Fatal(err)
+	}
+	left, err := os.ReadDir(filepath.Join(s.GraphRoot(), "vfs-layers", "tmp"))
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	for _, e := range left {
+		t.Errorf("staging left behind: %s", e.Name())
+	}
+}
+
+// LockLayerFetch excludes a second holder until the first releases, and
+// a waiter gives up when its ctx ends.
+func TestLockLayerFetch(t *testing.T) {
+	s, _ := openTest(t)
+	ctx := testCtx(t)
+	id := "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	unlock, err := s.LockLayerFetch(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer cancel()
+	if _, err := s.LockLayerFetch(short, id); err == nil {
+		t.Fatal("a second LockLayerFetch succeeded while the first is held")
+	}
+	got := make(chan error, 1)
+	go func() {
+		u, err := s.LockLayerFetch(ctx, id)
+		if err == nil {
+			u()
+		}
+		got <- err
+	}()
+	time.Sleep(50 * time.Millisecond)
+	unlock()
+	if err := <-got; err != nil {
+		t.Fatalf("waiter after release: %v", err)
+	}
+	if _, err := s.LockLayerFetch(ctx, "../x"); err == nil {
+		t.Fatal("LockLayerFetch accepted a path as ID")
+	}
+}
