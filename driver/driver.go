@@ -127,3 +127,11 @@ type TempDirRecoverer interface {
 
 // New constructs a driver.
 type New func(ctx context.Context, opts Options) (Driver, error)
+
+// ParentRecorder is an optional capability of drivers that keep a layer's
+// parent on disk (overlay's lower-layers). Check's repair uses it to
+// re-create the record of a layer whose record was lost. LayerParent
+// returns "" for a base layer; known is false when the driver cannot tell.
+type ParentRecorder interface {
+	LayerParent(id string) (parent string, known bool, err error)
+}

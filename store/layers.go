@@ -268,10 +268,14 @@ func (s *Store) CreateStorageLayer(ctx context.Context, id, parent string, opts 
 	var parentLayer *layer.Layer
 	if parent != "" {
 		pl, _, ok := s.lookupLayerLocked(parent)
-		if !ok {
+		switch {
+		case ok:
+			parentLayer, parent = pl, pl.ID
+		case table.ValidID(parent) == nil && s.graphDriver().Exists(parent):
+			// another driver-only layer, as upstream allows
+		default:
 			return "", fmt.Errorf("layer %q: %w", parent, ErrParentUnknown)
 		}
-		parentLayer, parent = pl, pl.ID
 	}
 	if id == "" {
 		if id, err = newID(func(x string) bool { return s.layerIDTakenLocked(x) || s.graphDriver().Exists(x) }); err != nil {

@@ -54,6 +54,25 @@ type Store struct {
 // Open opens (creating as needed) the store; it recovers incomplete layers
 // and stale temp dirs. A cancelled ctx leaves only created directories.
 func Open(ctx context.Context, opts Options) (*Store, error) {
+	s, err := openNoLoad(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	// First load: repairs incomplete layers and duplicate names.
+	unlock, err := s.lockStores(ctx, lockSpec{layers: modeRead, images: modeRead, containers: modeRead})
+	if err != nil {
+		return nil, err
+	}
+	unlock()
+	if err := s.removeStaleTemps(ctx); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// openNoLoad is Open without the first load of the tables (OpenForCheck
+// uses it on stores whose metadata may not decode).
+func openNoLoad(ctx context.Context, opts Options) (*Store, error) {
 	if opts.GraphRoot == "" || opts.RunRoot == "" {
 		return nil, ErrIncompleteOptions
 	}
@@ -85,15 +104,6 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		s.driverName = s.graphDriver().Name()
 	}
 	if err := s.openTables(); err != nil {
-		return nil, err
-	}
-	// First load: repairs incomplete layers and duplicate names.
-	unlock, err := s.lockStores(ctx, lockSpec{layers: modeRead, images: modeRead, containers: modeRead})
-	if err != nil {
-		return nil, err
-	}
-	unlock()
-	if err := s.removeStaleTemps(ctx); err != nil {
 		return nil, err
 	}
 	return s, nil

@@ -32,7 +32,7 @@ var commands = []*command{
 	mountCmd, unmountCmd, mountedCmd,
 	pushCmd, saveCmd,
 	getNamesCmd, addNamesCmd, setNamesCmd, removeNamesCmd,
-	shutdownCmd, statusCmd, lockStatsCmd, versionCmd, wipeCmd, gcCmd, checkCmd, dedupCmd, configCmd, unshareCmd,
+	shutdownCmd, statusCmd, lockStatsCmd, versionCmd, wipeCmd, gcCmd, checkCmd, repairCmd, dedupCmd, configCmd, unshareCmd,
 }
 
 func main() {

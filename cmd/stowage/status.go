@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"time"
 
 	"github.com/stowage/stowage/config"
 	"github.com/stowage/stowage/store"
@@ -79,40 +78,6 @@ func (c *shutdownRun) run(ctx context.Context, st *store.Store, _ []string) erro
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	return nil
-}
-
-var gcCmd = &command{
-	names: []string{"gc"}, usage: "Perform garbage collection",
-	maxArgs: 0, newRun: func() runner {
-		r := &notImplementedRun{name: "gc"}
-		r.add = r.jsonFlag
-		return r
-	},
-}
-
-var checkCmd = &command{
-	names: []string{"check"}, usage: "Check storage consistency",
-	maxArgs: 0, newRun: func() runner { return &checkRun{} },
-}
-
-// checkRun accepts check's flags; the check itself is issue #4's work.
-type checkRun struct {
-	cmdBase
-	quick, repair, force bool
-	maxAge               time.Duration
-}
-
-func (c *checkRun) addFlags(fs *flagSet) {
-	c.maxAge = 24 * time.Hour
-	fs.boolVar(&c.quick, []string{"-quick", "q"}, "Perform only quick checks")
-	fs.boolVar(&c.repair, []string{"-repair", "r"}, "Remove damaged images and layers")
-	fs.boolVar(&c.force, []string{"-force", "f"}, "Remove damaged containers")
-	fs.durationVar(&c.maxAge, []string{"-max", "m"}, "Maximum allowed age for unreferenced layers")
-	c.jsonFlag(fs)
-}
-
-func (c *checkRun) run(context.Context, *store.Store, []string) error {
-	return errNotImplemented("check")
 }
 
 var dedupCmd = &command{

@@ -1,0 +1,78 @@
+package store
+
+// Garbage collection (`gc`). Locking: storage.lock and the layer, image and
+// container stores are write-locked for the whole run.
+//
+// GC removes directories and files that nothing references and nothing can
+// use, and never a record or anything a record points to:
+//
+//   - staging and temp dirs whose owner died (G/<drv>-layers/tmp,
+//     the driver's tempdirs), as every open does;
+//   - driver layer directories no layer record accounts for, except those
+//     with an intact tar-split (check --repair re-creates their record);
+//   - big-data directories and tar-split files whose record is gone
+//     (including those check --repair keeps after salvaging a corrupt
+//     table: run gc once what is needed was recovered from the
+//     .corrupt-* file);
+//   - temporary files left by an interrupted atomic write.
+//
+// A store whose metadata does not decode is refused (run check --repair
+// first).
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+)
+
+// GC removes unreferenced directories and files (see the top of this
+// file) and returns their paths or, for driver layers, their IDs.
+func (s *Store) GC(ctx context.Context) ([]string, error) {
+	unlock, err := s.lockStores(ctx, lockSpec{graphWrite: true, layers: modeWrite, images: modeWrite, containers: modeWrite})
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	if err := s.recoverStale(); err != nil {
+		return nil, err
+	}
+	r := newCheckReport()
+	if err := s.checkLocked(ctx, CheckOptions{Quick: true, MaxUnreferencedAge: 1 << 62}, r); err != nil {
+		return nil, err
+	}
+	var removed []string
+	var keep []string
+	for _, id := range r.unaccounted {
+		if s.adoptable(id) {
+			keep = append(keep, id)
+		} else {
+			removed = append(removed, id)
+		}
+	}
+	var errs []error
+	errs = append(errs, s.removeUnaccountedLocked(ctx, r, keep)...)
+	errs = append(errs, s.removeOrphansLocked(r, false)...)
+	for p := range r.orphans {
+		removed = append(removed, p)
+	}
+	for _, p := range r.temps {
+		if err := removeFile(p); err != nil {
+			errs = append(errs, err)
+		}
+		removed = append(removed, p)
+	}
+	slices.Sort(removed)
+	if len(errs) > 0 {
+		return removed, errs[0]
+	}
+	return removed, nil
+}
+
+func removeFile(p string) error {
+	if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("removing %s: %w", p, err)
+	}
+	return nil
+}

@@ -1,0 +1,339 @@
+package store
+
+// Repair (`check --repair`). Locking: SalvageMetadata first takes each
+// table's lock on its own; then storage.lock and the layer, image and
+// container stores are write-locked (read-only stores read-locked) for the
+// re-creation of lost layer records, the check and every fix, so what is
+// removed is exactly what the check found.
+//
+// What Repair removes, and nothing else (every intact layer, image and
+// container stays):
+//
+//   - with RemoveContainers, the damaged containers (and their layers);
+//   - damaged read-write images: the record and its data directories only,
+//     not its layers (a damaged layer is removed on its own account);
+//     an image a remaining container uses is not removed;
+//   - damaged read-write layers (and unreferenced ones older than the
+//     maximum age), children before parents; a layer a remaining image or
+//     container uses, or with children that stay, is not removed;
+//   - driver layer directories no record accounts for, except those whose
+//     tar-split is intact: those get their record back instead;
+//   - orphan big-data directories and tar-split files (kept, and still
+//     reported, while a <table>.corrupt-* file sits beside their table);
+//   - leftover temporary files.
+//
+// Problems of read-only stores are reported and never touched.
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+
+	"github.com/stowage/stowage/container"
+	"github.com/stowage/stowage/driver"
+	"github.com/stowage/stowage/internal/fsx"
+	"github.com/stowage/stowage/layer"
+	"github.com/stowage/stowage/tarsplit"
+)
+
+// RepairOptions select what Repair checks and may remove.
+type RepairOptions struct {
+	CheckOptions
+	// RemoveContainers also removes damaged containers (the CLI's -f).
+	RemoveContainers bool
+}
+
+// Repair salvages metadata files that do not decode, re-creates the
+// records of layers that lost theirs, checks the store and removes what is
+// damaged (see the top of this file). It returns the report of what it
+// found and the fixes that failed; a nil report comes with the error that
+// stopped it.
+func (s *Store) Repair(ctx context.Context, opts RepairOptions) (*CheckReport, []error) {
+	r := newCheckReport()
+	salvaged, err := s.SalvageMetadata(ctx)
+	for _, sv := range salvaged {
+		r.Files[sv.Path] = append(r.Files[sv.Path], fmt.Errorf("%w; kept the original as %s and saved the %d records that still decode",
+			describeCorruptShort(sv.Path, sv.Cause), sv.Kept, sv.Records))
+	}
+	if err != nil {
+		return nil, []error{fmt.Errorf("salvaging metadata: %w", err)}
+	}
+	unlock, err := s.lockStores(ctx, lockSpec{graphWrite: true, layers: modeWrite, images: modeWrite, containers: modeWrite})
+	if err != nil {
+		return nil, []error{err}
+	}
+	defer unlock()
+	adopted, errs := s.adoptLayersLocked(ctx)
+	if err := s.checkLocked(ctx, opts.CheckOptions, r); err != nil {
+		return nil, append(errs, err)
+	}
+	for _, id := range adopted {
+		r.Layers[id] = append([]error{fmt.Errorf("layer %s: %w: its record was re-created from its driver directory and tar-split", id, ErrLayerUnaccounted)}, r.Layers[id]...)
+	}
+	return r, append(errs, s.repairLocked(ctx, opts, r, adopted)...)
+}
+
+// describeCorruptShort is describeCorrupt without the advice.
+func describeCorruptShort(path string, err error) error {
+	msg := strings.TrimPrefix(err.Error(), "loading "+path+": ")
+	msg = strings.TrimSuffix(msg, ": "+ErrCorruptMetadata.Error())
+	return fmt.Errorf("%s: %s: %w", path, msg, ErrCorruptMetadata)
+}
+
+// repairLocked removes what r reports as damaged.
+//
+// Locking: storage.lock, layers, images and containers held for writing.
+func (s *Store) repairLocked(ctx context.Context, opts RepairOptions, r *CheckReport, adopted []string) []error {
+	var errs []error
+	if opts.RemoveContainers {
+		for _, id := range sortedKeys(r.Containers) {
+			c, ok := s.containers.Get(id)
+			if !ok {
+				continue
+			}
+			if err := s.deleteContainerLocked(ctx, c.ID, c.LayerID); err != nil {
+				errs = append(errs, fmt.Errorf("deleting container %s: %w", id, err))
+			}
+		}
+	}
+	for _, id := range sortedKeys(r.Images) {
+		_, is, ok := s.lookupRWImageLocked(id)
+		if !ok || is == nil {
+			continue
+		}
+		if idx := slices.IndexFunc(s.containers.All(), func(c *container.Container) bool { return c.ImageID == id }); idx >= 0 {
+			errs = append(errs, fmt.Errorf("deleting image %s: image used by %v: %w", id, s.containers.All()[idx].ID, ErrImageUsedByContainer))
+			continue
+		}
+		is.Remove(id)
+		if err := is.Save(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("deleting image %s: %w", id, err))
+			continue
+		}
+		if err := fsx.RemoveAll(is.DataDir(id)); err != nil {
+			errs = append(errs, fmt.Errorf("deleting image %s: %w", id, err))
+		}
+		_ = os.RemoveAll(s.imageRunDir(id))
+	}
+	// Layers with a record, deepest first.
+	var doomed []string
+	for id, lerrs := range r.Layers {
+		if _, ok := s.layers.Get(id); !ok {
+			continue
+		}
+		if slices.Contains(adopted, id) && onlyErrors(lerrs, ErrLayerUnreferenced, ErrLayerUnaccounted) {
+			continue
+		}
+		doomed = append(doomed, id)
+	}
+	depth := func(id string) int {
+		d := 0
+		for p := r.parents[id]; p != "" && d <= len(r.parents); p = r.parents[p] {
+			d++
+		}
+		return d
+	}
+	sort.Slice(doomed, func(i, j int) bool {
+		if di, dj := depth(doomed[i]), depth(doomed[j]); di != dj {
+			return di > dj
+		}
+		return doomed[i] < doomed[j]
+	})
+	for _, id := range doomed {
+		if _, ok := s.layers.Get(id); !ok {
+			continue
+		}
+		if err := s.layerInUseLocked(id, "", nil); err != nil {
+			errs = append(errs, fmt.Errorf("deleting layer %s: %w", id, err))
+			continue
+		}
+		if err := s.deleteLayerFilesLocked(ctx, id); err != nil {
+			errs = append(errs, fmt.Errorf("deleting layer %s: %w", id, err))
+			continue
+		}
+		if err := s.dropMappedLayerLocked(ctx, id); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	errs = append(errs, s.removeUnaccountedLocked(ctx, r, adopted)...)
+	errs = append(errs, s.removeOrphansLocked(r, true)...)
+	for _, p := range r.temps {
+		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, fmt.Errorf("removing %s: %w", p, err))
+		}
+	}
+	return errs
+}
+
+// removeUnaccountedLocked removes driver layer dirs without a record
+// (except re-adopted ones) with their tar-split and big-data dir.
+//
+// Locking: layers held for writing.
+func (s *Store) removeUnaccountedLocked(ctx context.Context, r *CheckReport, keep []string) []error {
+	var errs []error
+	for i := len(r.unaccounted) - 1; i >= 0; i-- {
+		id := r.unaccounted[i]
+		if slices.Contains(keep, id) {
+			continue
+		}
+		if _, ok := s.layers.Get(id); ok {
+			continue
+		}
+		if err := s.graphDriver().Remove(ctx, id); err != nil {
+			errs = append(errs, fmt.Errorf("deleting storage layer %s: %w", id, err))
+			continue
+		}
+		if err := s.layers.RemoveFiles(id); err != nil {
+			errs = append(errs, fmt.Errorf("deleting storage layer %s: %w", id, err))
+		}
+	}
+	return errs
+}
+
+// removeOrphansLocked removes orphan big-data dirs and tar-split files;
+// with respectQuarantine, not those beside a table that was salvaged.
+//
+// Locking: layers, images and containers held for writing.
+func (s *Store) removeOrphansLocked(r *CheckReport, respectQuarantine bool) []error {
+	var errs []error
+	for _, p := range sortedKeys(r.orphans) {
+		dir := filepath.Dir(p)
+		if respectQuarantine && quarantined(dir, "layers.json", "volatile-layers.json", "images.json", "containers.json", "volatile-containers.json") {
+			continue
+		}
+		if err := fsx.RemoveAll(p); err != nil {
+			errs = append(errs, fmt.Errorf("removing %s: %w", p, err))
+		}
+	}
+	return errs
+}
+
+// adoptable reports whether a driver layer without a record has a
+// tar-split file, i.e. was a committed layer whose record was lost.
+func (s *Store) adoptable(id string) bool {
+	_, err := os.Stat(s.layers.TarSplitPath(id))
+	return err == nil
+}
+
+// adoptLayersLocked re-creates the record of every driver layer without
+// one whose tar-split re-assembles from the driver's files: ID, parent
+// (when the driver records it; else none), uncompressed digest and size,
+// big-data names, created now (so the usual grace period applies before it
+// counts as unreferenced). ID mappings, names, compressed digests and
+// other metadata are not recoverable and stay empty.
+//
+// Locking: layers held for writing.
+func (s *Store) adoptLayersLocked(ctx context.Context) ([]string, []error) {
+	list, err := s.graphDriver().ListLayers()
+	if err != nil {
+		if errors.Is(err, driver.ErrNotSupported) {
+			return nil, nil
+		}
+		return nil, []error{err}
+	}
+	var adopted []string
+	var errs []error
+	for _, id := range list {
+		if s.layerIDTakenLocked(id) || !s.adoptable(id) {
+			continue
+		}
+		rec, err := s.rebuildLayerRecord(ctx, id)
+		if err != nil {
+			continue // left unaccounted: the check reports it and repair removes it
+		}
+		if err := s.layers.Add(rec, layer.LocStable); err != nil {
+			errs = append(errs, fmt.Errorf("re-creating the record of layer %s: %w", id, err))
+			continue
+		}
+		adopted = append(adopted, id)
+	}
+	if len(adopted) > 0 {
+		if err := s.layers.Save(ctx); err != nil {
+			return nil, append(errs, err)
+		}
+	}
+	return adopted, errs
+}
+
+// rebuildLayerRecord builds the record of a driver layer from its
+// tar-split and the driver's files.
+//
+// Locking: layers held.
+func (s *Store) rebuildLayerRecord(ctx context.Context, id string) (*layer.Layer, error) {
+	f, err := os.Open(s.layers.TarSplitPath(id))
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	sum := &countingHash{h: digest.Canonical.Hash()}
+	drv := s.graphDriver()
+	if err := tarsplit.Reassemble(ctx, sum, f, func(name string) (io.ReadCloser, error) { return drv.OpenFile(id, name) }); err != nil {
+		return nil, err
+	}
+	rec := &layer.Layer{
+		ID:                 id,
+		Created:            time.Now().UTC(),
+		UncompressedDigest: digest.NewDigest(digest.Canonical, sum.h),
+		UncompressedSize:   sum.n,
+	}
+	parentKnown := false
+	if pr, ok := drv.(driver.ParentRecorder); ok {
+		if parent, known, err := pr.LayerParent(id); err == nil && known {
+			rec.Parent, parentKnown = parent, true
+		}
+	}
+	if !parentKnown {
+		rec.Flags = map[string]any{ParentUnknownFlag: true}
+	}
+	if ents, err := os.ReadDir(s.layers.BigDataDir(id)); err == nil {
+		for _, e := range ents {
+			if !e.Type().IsRegular() {
+				continue
+			}
+			key := e.Name()
+			if strings.HasPrefix(key, "=") {
+				b, err := base64.StdEncoding.DecodeString(key[1:])
+				if err != nil {
+					continue
+				}
+				key = string(b)
+			}
+			rec.BigDataNames = append(rec.BigDataNames, key)
+		}
+	}
+	return rec, nil
+}
+
+// ParentUnknownFlag marks a layer record Repair re-created on a driver
+// that does not record parents (vfs): its parent is unknown, so its
+// changes cannot be compared with its diff (the diff itself still is).
+const ParentUnknownFlag = "stowage-parent-unknown"
+
+// onlyErrors reports whether every error of errs is one of kinds.
+func onlyErrors(errs []error, kinds ...error) bool {
+	for _, e := range errs {
+		if !slices.ContainsFunc(kinds, func(k error) bool { return errors.Is(e, k) }) {
+			return false
+		}
+	}
+	return true
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
