@@ -208,22 +208,30 @@ func (s *Store) DeleteContainer(ctx context.Context, nameOrID string) error {
 	return s.deleteContainerLocked(ctx, c.ID, c.LayerID)
 }
 
-// deleteContainerLocked removes the container's layer, dirs and record.
+// deleteContainerLocked removes the container's dirs, its record, then its
+// layer. The record goes before the layer: a process killed in between
+// leaves a complete layer nothing uses (which check --repair reclaims),
+// never a container whose layer is gone. (Deleting the layer first, as
+// upstream does, flags it incomplete; a kill then left the record and the
+// next open removed the layer under it.)
 //
 // Locking: layers, images and containers held for writing.
 func (s *Store) deleteContainerLocked(ctx context.Context, id, layerID string) error {
-	if _, ok := s.layers.Get(layerID); ok {
-		if err := s.deleteLayerFilesLocked(ctx, layerID); err != nil {
-			return err
-		}
-	}
 	for _, d := range []string{s.containers.DataDir(id), filepath.Dir(s.containerRunDir(id))} {
 		if err := fsx.RemoveAll(d); err != nil {
 			return err
 		}
 	}
 	s.containers.Remove(id)
-	return s.containers.Save(ctx)
+	if err := s.containers.Save(ctx); err != nil {
+		return err
+	}
+	if _, ok := s.layers.Get(layerID); ok {
+		if err := s.deleteLayerFilesLocked(ctx, layerID); err != nil {
+			return fmt.Errorf("container %s deleted, but not its layer %s: %w", id, layerID, err)
+		}
+	}
+	return nil
 }
 
 // Delete removes whatever nameOrID names without safety checks: a

@@ -247,3 +247,37 @@ func TestRecordsAndBigDataDurable(t *testing.T) {
 		})
 	}
 }
+
+// TestDeleteContainerRecordFirst: delete-container saves the container
+// record's removal before it touches the layer (which it first flags
+// incomplete), so a kill in between never leaves a container without its
+// layer.
+func TestDeleteContainerRecordFirst(t *testing.T) {
+	s, _ := openTest(t)
+	ctx := testCtx(t)
+	l, err := s.CreateLayer(ctx, LayerOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := s.CreateImage(ctx, ImageOptions{TopLayer: l.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := s.CreateContainer(ctx, ContainerOptions{Image: img.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	get := recordSyncs(t)
+	if err := s.DeleteContainer(ctx, c.ID); err != nil {
+		t.Fatal(err)
+	}
+	evs := get()
+	rec := indexOf(evs, false, func(e syncEvent) bool { return isTemp(e, "containers.json") })
+	lay := indexOf(evs, false, func(e syncEvent) bool { return isTemp(e, "layers.json") })
+	if rec < 0 || lay < 0 || rec > lay {
+		t.Errorf("containers.json saved at %d, layers.json (layer flagged incomplete) at %d: %v", rec, lay, evs)
+	}
+	if _, err := s.Layer(ctx, c.LayerID); err == nil {
+		t.Error("the container's layer survived")
+	}
+}
