@@ -1,6 +1,7 @@
 package tarsplit
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -31,6 +32,20 @@ func Reassemble(ctx context.Context, w io.Writer, tarSplitGz io.Reader, open Ope
 
 // ReassembleJSON is Reassemble on the uncompressed JSON stream.
 func ReassembleJSON(ctx context.Context, w io.Writer, jsonStream io.Reader, open Opener) error {
+	// Headers and padding are small writes; batching them (and the file
+	// data) into 1 MiB writes matters when w is a pipe to another
+	// goroutine or process: one hand-off per MiB instead of per header.
+	bw := bufio.NewWriterSize(w, outBufSize)
+	err := reassemble(ctx, bw, jsonStream, open)
+	if ferr := bw.Flush(); err == nil {
+		err = ferr
+	}
+	return err
+}
+
+const outBufSize = 1 << 20
+
+func reassemble(ctx context.Context, w *bufio.Writer, jsonStream io.Reader, open Opener) error {
 	up := storage.NewJSONUnpacker(jsonStream)
 	fc := fileCopier{w: w, open: open, buf: make([]byte, 1<<20), crc: crc64.New(storage.CRCTable), sum: make([]byte, 0, 8)}
 	for {
