@@ -2,8 +2,12 @@ package archive_test
 
 import (
 	"archive/tar"
+	"bytes"
+	"context"
+	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -120,4 +124,49 @@ func TestDotDotIsConfinedLikeChroot(t *testing.T) {
 		}
 	}
 	checkSandbox(t, dest, sentinel)
+}
+
+// A PAX header or GNU long name over 1 MiB is refused with
+// ErrHeaderTooLarge before anything is extracted, without reading the
+// whole header into memory.
+func TestHugeHeaderRefused(t *testing.T) {
+	for _, format := range []tar.Format{tar.FormatPAX, tar.FormatGNU} {
+		t.Run(format.String(), func(t *testing.T) {
+			var buf bytes.Buffer
+			tw := tar.NewWriter(&buf)
+			if format == tar.FormatPAX {
+				// Go's writer refuses such a header: write the PAX
+				// header as a regular file, then retype it.
+				rec := "comment=" + strings.Repeat("x", 2<<20) + "\n"
+				rec = strconv.Itoa(len(rec)+8) + " " + rec // 8 digits of length
+				tw.WriteHeader(&tar.Header{Name: "PaxHeaders/big", Typeflag: tar.TypeReg, Size: int64(len(rec)), Format: tar.FormatUSTAR})
+				tw.Write([]byte(rec))
+				tw.Flush()
+				patchHeader(buf.Bytes(), 0, func(h []byte) { h[156] = tar.TypeXHeader })
+			}
+			hdr := &tar.Header{Name: "big", Typeflag: tar.TypeReg, Size: 2, Mode: 0o644, Format: format}
+			if format == tar.FormatPAX {
+				hdr.Format = tar.FormatUSTAR
+			} else {
+				hdr.Name = strings.Repeat("d/", 1<<20) + "big"
+			}
+			if err := tw.WriteHeader(hdr); err != nil {
+				t.Fatal(err)
+			}
+			tw.Write([]byte("hi"))
+			tw.Close()
+			dest, sentinel := sandbox(t)
+			_, err := archive.Unpack(context.Background(), dest, &buf, archive.UnpackOptions{})
+			if !errors.Is(err, archive.ErrHeaderTooLarge) {
+				t.Fatalf("Unpack: got %v, want ErrHeaderTooLarge", err)
+			}
+			if !strings.Contains(err.Error(), "larger than 1 MiB") {
+				t.Errorf("error %q does not say what is wrong", err)
+			}
+			if ents, _ := os.ReadDir(dest); len(ents) != 0 {
+				t.Errorf("dest has %d entries after the refusal", len(ents))
+			}
+			checkSandbox(t, dest, sentinel)
+		})
+	}
 }

@@ -41,6 +41,8 @@ class Runner:
         self.holds = {}    # driver -> [ns] longest layers.lock hold per import
         self.waits = []    # per parallel run: summed lock waits (ns)
         self.notes = []
+        self.cpu = {}      # key -> [CPU seconds, user + system]
+        self.last_cpu = 0.0
         self.seq = 0
 
     # ---- process helpers -------------------------------------------------
@@ -72,15 +74,19 @@ class Runner:
             return cmd, None
         fd, path = tempfile.mkstemp(prefix="rss.", dir=self.work)
         os.close(fd)
-        return ["/usr/bin/time", "-q", "-f", "%M", "-o", path] + cmd, path
+        return ["/usr/bin/time", "-q", "-f", "%M %U %S", "-o", path] + cmd, path
 
     def read_rss(self, path, ru):
+        """Returns the peak RSS in KiB; remembers the CPU seconds (user +
+        system) in self.last_cpu."""
+        self.last_cpu = ru.ru_utime + ru.ru_stime
         if path is None:
             return ru.ru_maxrss
         try:
             with open(path) as f:
-                lines = f.read().split()
-            return int(lines[-1])
+                f = f.read().split()
+            self.last_cpu = float(f[-2]) + float(f[-1])
+            return int(f[-3])
         except (OSError, ValueError, IndexError):
             return ru.ru_maxrss
         finally:
@@ -99,8 +105,10 @@ class Runner:
     def syncfs(self):
         return self.run(["sync", "-f", self.mnt])[0]
 
-    def rec(self, key, secs, rss=None):
+    def rec(self, key, secs, rss=None, cpu=None):
         self.times.setdefault(key, []).append(secs)
+        if cpu is not None:
+            self.cpu.setdefault(key, []).append(cpu)
         if rss is not None:
             self.rss.setdefault(key, []).append(rss)
 
@@ -157,8 +165,8 @@ class Runner:
         else:
             self.run(["mkfs.xfs", "-q", "-f", img])
         self.run(["mount", "-o", "loop", img, self.mnt])
-        self.layers = os.path.join(self.mnt, "layers")
-        os.makedirs(self.layers)
+        self.layers = os.path.abspath(a.cache)
+        os.makedirs(self.layers, exist_ok=True)
 
     def cleanup(self):
         if getattr(self, "mnt", None):
@@ -171,16 +179,26 @@ class Runner:
                 shutil.rmtree(self.work, ignore_errors=True)
 
     def gen(self, name, size_mb, files, seed):
-        out = os.path.join(self.layers, name)
-        self.run([sys.executable, os.path.join(self.repo, "bench", "gen_layer.py"),
-                  "--size-mb", str(size_mb), "--files", str(files), "--seed", str(seed), "-o", out])
+        """Generates (or takes from the cache) a layer; inputs live outside
+        the scratch file system and are read from the page cache."""
+        gen = os.path.join(self.repo, "bench", "gen_layer.py")
+        with open(gen, "rb") as f:
+            import hashlib
+            v = hashlib.sha256(f.read()).hexdigest()[:8]
+        out = os.path.join(self.layers, f"{name}-{size_mb}m-{files}f-s{seed}-g{v}.tar")
+        if not os.path.exists(out):
+            self.run([sys.executable, gen, "--size-mb", str(size_mb), "--files", str(files),
+                      "--seed", str(seed), "-o", out + ".tmp"])
+            os.rename(out + ".tmp", out)
         return out
 
     def gen_bighdr(self, mb):
         # One entry whose PAX extended header carries a single mb MiB record.
         import io
         import tarfile
-        out = os.path.join(self.layers, "bighdr.tar")
+        out = os.path.join(self.layers, f"bighdr-{mb}m.tar")
+        if os.path.exists(out):
+            return out
         with open(out, "wb") as f:
             tf = tarfile.open(fileobj=f, mode="w", format=tarfile.PAX_FORMAT)
             ti = tarfile.TarInfo("big")
@@ -200,15 +218,17 @@ class Runner:
         q = a.quick
         sz = (24, 1700) if q else (a.size_mb, a.files)
         log(f"== generating layers in {self.layers}")
-        self.l_plain = self.gen("layer.tar", sz[0], sz[1], 20240601)
-        self.run(["zstd", "-q", "-T0", "-3", self.l_plain, "-o", self.l_plain + ".zst"])
+        self.l_plain = self.gen("layer", sz[0], sz[1], 20240601)
         self.l_zstd = self.l_plain + ".zst"
-        self.l_big = self.gen("big.tar", 64 if q else a.big_mb, 8, 7)
+        if not os.path.exists(self.l_zstd):
+            self.run(["zstd", "-q", "-T0", "-3", self.l_plain, "-o", self.l_zstd + ".tmp"])
+            os.rename(self.l_zstd + ".tmp", self.l_zstd)
+        self.l_big = self.gen("big", 64 if q else a.big_mb, 8, 7)
         pm, pf = (6, 600) if q else (72, 8000)
-        self.l_par = [self.gen(f"par{i}.tar", pm, pf, 100 + i) for i in range(a.procs)]
+        self.l_par = [self.gen(f"par{i}", pm, pf, 100 + i) for i in range(a.procs)]
         self.l_hdr = self.gen_bighdr(a.header_mb)
         for p in [self.l_plain, self.l_zstd, self.l_big] + self.l_par + [self.l_hdr]:
-            log(f"   {os.path.basename(p):14} {os.path.getsize(p) / 1e6:9.1f} MB")
+            log(f"   {os.path.basename(p):40} {os.path.getsize(p) / 1e6:9.1f} MB")
         self.expect = {self.l_plain: self.digest(self.l_plain), self.l_big: self.digest(self.l_big)}
         self.expect[self.l_zstd] = self.expect[self.l_plain]
         # Warm the page cache with every input: all tools read them from memory.
@@ -234,10 +254,15 @@ class Runner:
         if prof and tool == self.stowage:
             env["STOWAGE_CPUPROFILE"] = os.path.join(prof, f"{key.replace('/', '-')}-{self.seq}.prof")
         out = tempfile.TemporaryFile()
+        # Create the store first: the timing (and the lock statistics) are
+        # those of the import alone.
+        self.run([tool] + self.store_args(d, driver) + ["layers"])
+        self.syncfs()
         dt, rss, rc, err = self.run([tool] + self.store_args(d, driver) + ["import-layer", "-f", layer],
                                     env=env, stdout=out)
+        cpu = self.last_cpu
         st = self.syncfs()
-        self.rec(key, dt + st, rss)
+        self.rec(key, dt + st, rss, cpu)
         self.rec(key + "/nosync", dt)
         if tool == self.stowage:
             self.holds.setdefault(driver, []).append(self.layers_hold(self.lockstats(stats)))
@@ -257,8 +282,9 @@ class Runner:
     def tar_x(self, layer, key, taropt):
         d = self.fresh("tar")
         dt = self.run(["tar"] + taropt + ["-xf", layer, "-C", d])[0]
+        cpu = self.last_cpu
         st = self.syncfs()
-        self.rec(key, dt + st)
+        self.rec(key, dt + st, cpu=cpu)
         shutil.rmtree(d)
         self.syncfs()
 
@@ -286,9 +312,9 @@ class Runner:
         a = self.store_args(d, "vfs")
         for _ in range(self.args.diff_reps):
             dt = self.run(f"'{self.stowage}' {' '.join(a)} diff {lid} | cat >/dev/null", shell=True)[0]
-            self.rec("diff/stowage", dt)
+            self.rec("diff/stowage", dt, cpu=self.last_cpu)
             dt = self.run(f"tar -cf - -C '{tree}' . | cat >/dev/null", shell=True)[0]
-            self.rec("diff/tar-c", dt)
+            self.rec("diff/tar-c", dt, cpu=self.last_cpu)
         if "diff/checked" not in self.times:
             self.times["diff/checked"] = [0]
             got = subprocess.run(f"'{self.stowage}' {' '.join(a)} diff {lid} | sha256sum", shell=True,
@@ -368,7 +394,7 @@ class Runner:
         a = self.args
         log("")
         log(f"== timings (seconds; durable = command + sync -f; {a.fs} scratch, {a.runs} runs)")
-        log(f"   {'measurement':34} {'median':>8} {'min':>8} {'max':>8} {'spread':>7}  n   peak RSS")
+        log(f"   {'measurement':34} {'median':>8} {'min':>8} {'max':>8} {'spread':>7}  n   {'CPU s':>6}  peak RSS")
         for k, v in self.times.items():
             if not v or isinstance(v[0], str) or k.endswith("/checked"):
                 continue
@@ -376,7 +402,9 @@ class Runner:
             spread = (max(v) - min(v)) / m * 100 if m else 0
             r = self.rss.get(k)
             rs = f"{max(r) / 1024:6.1f} MiB" if r else ""
-            log(f"   {k:34} {m:8.3f} {min(v):8.3f} {max(v):8.3f} {spread:6.0f}%  {len(v):<3} {rs}")
+            c = self.cpu.get(k)
+            cs = f"{statistics.median(c):6.2f}" if c else " " * 6
+            log(f"   {k:34} {m:8.3f} {min(v):8.3f} {max(v):8.3f} {spread:6.0f}%  {len(v):<3} {cs}  {rs}")
         for k, v in self.times.items():
             if v and isinstance(v[0], str):
                 log(f"   {k}: {v[0]}")
@@ -463,6 +491,8 @@ def main():
     ap.add_argument("--cpuprofile", help="directory for STOWAGE_CPUPROFILE files of every stowage import")
     ap.add_argument("--stowage", help="stowage binary (default bin/stowage)")
     ap.add_argument("--keep", action="store_true")
+    ap.add_argument("--cache", default="/var/tmp/stowage-bench-cache",
+                    help="directory keeping the generated layers between runs")
     ap.add_argument("--strict", action="store_true", help="exit 1 when a target fails")
     a = ap.parse_args()
     if a.quick:

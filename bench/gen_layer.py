@@ -33,6 +33,10 @@ def main():
     nhard = nfiles // 300                   # hard links
     ndirs = max(1, nfiles // 20)
     nsmall = nfiles - nlarge - nlinks - nhard - ndirs
+    if nfiles <= 64:
+        # few-file layer: every file is large
+        nlarge, large_share, nlinks, nhard, ndirs = nfiles - 1, 1.0, 0, 0, 1
+        nsmall = 0
 
     # text-like, compressible source material
     words = [bytes(rng.choice(b"abcdefghijklmnopqrstuvwxyz") for _ in range(rng.randint(2, 9)))
@@ -44,7 +48,8 @@ def main():
 
     def data(n, kind):
         if kind == "random":
-            return rng.randbytes(n)
+            # randbytes is limited to 2 Gbit per call
+            return b"".join(rng.randbytes(min(1 << 24, n - i)) for i in range(0, n, 1 << 24))
         off = rng.randrange(0, len(text) - n) if n < len(text) else 0
         out = text[off:off + n]
         while len(out) < n:
@@ -55,7 +60,7 @@ def main():
     small_budget = total - large_each * nlarge
     # exponential sizes scaled to the small-file budget
     raw = [rng.expovariate(1.0) for _ in range(nsmall)]
-    scale = small_budget / sum(raw)
+    scale = small_budget / sum(raw) if raw else 0
     small_sizes = [min(int(r * scale), 1024 * 1024) for r in raw]
 
     out = sys.stdout.buffer if args.output == "-" else open(args.output, "wb")
