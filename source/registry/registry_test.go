@@ -1,0 +1,195 @@
+package registry
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/opencontainers/go-digest"
+
+	"github.com/stowage/stowage/source"
+)
+
+var bg = context.Background()
+
+// serve starts an in-process registry on 127.0.0.1 (plain HTTP), with
+// basic auth when user is set, and returns its host:port.
+func serve(t *testing.T, user, pass string) string {
+	t.Helper()
+	h := ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0)))
+	if user != "" {
+		inner := h
+		h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if u, p, ok := r.BasicAuth(); !ok || u != user || p != pass {
+				w.Header().Set("WWW-Authenticate", `Basic realm="test"`)
+				w.WriteHeader(http.StatusUnauthorized)
+				return
+			}
+			inner.ServeHTTP(w, r)
+		})
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return strings.TrimPrefix(srv.URL, "http://")
+}
+
+func push(t *testing.T, ref string, img v1.Image, opts ...remote.Option) {
+	t.Helper()
+	r, err := name.ParseReference(ref, name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(r, img, opts...); err != nil {
+		t.Fatalf("push %s: %v", ref, err)
+	}
+}
+
+func readAll(t *testing.T, src *Source, l source.Layer) []byte {
+	t.Helper()
+	rc, err := src.Blob(bg, l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	data, err := io.ReadAll(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+func TestRegistryImage(t *testing.T) {
+	host := serve(t, "", "")
+	img, _ := random.Image(3000, 2)
+	push(t, host+"/app:v1", img)
+	src, err := Open(host+"/app:v1", Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := src.Image(bg)
+	if err != nil {
+		t.Fatalf("Image: %v", err)
+	}
+	md, _ := img.Digest()
+	cfg, _ := img.ConfigName()
+	if got.ManifestDigest.String() != md.String() || got.ConfigDigest.String() != cfg.String() || len(got.Layers) != 2 {
+		t.Fatalf("image %+v", got)
+	}
+	if len(got.Names) != 1 || got.Names[0] != host+"/app:v1" {
+		t.Errorf("names %v", got.Names)
+	}
+	for _, l := range got.Layers {
+		if digest.FromBytes(readAll(t, src, l)) != l.Digest {
+			t.Errorf("blob %s content differs", l.Digest)
+		}
+	}
+	// By digest too.
+	bySum, _ := Open(host+"/app@"+md.String(), Options{})
+	if _, err := bySum.Image(bg); err != nil {
+		t.Fatalf("by digest: %v", err)
+	}
+	missing, _ := Open(host+"/nope:v1", Options{})
+	if _, err := missing.Image(bg); err == nil {
+		t.Fatal("a missing repository resolved")
+	}
+}
+
+func TestRegistryIndex(t *testing.T) {
+	host := serve(t, "", "")
+	amd, _ := random.Image(1000, 1)
+	arm, _ := random.Image(1000, 1)
+	idx := mutate.AppendManifests(empty.Index,
+		mutate.IndexAddendum{Add: amd, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "amd64"}}},
+		mutate.IndexAddendum{Add: arm, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "arm64"}}},
+	)
+	r, _ := name.ParseReference(host+"/multi:1", name.Insecure)
+	if err := remote.WriteIndex(r, idx); err != nil {
+		t.Fatal(err)
+	}
+	src, _ := Open(host+"/multi:1", Options{Platform: v1.Platform{OS: "linux", Architecture: "arm64"}})
+	got, err := src.Image(bg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := arm.Digest()
+	idxDigest, _ := idx.Digest()
+	if got.ManifestDigest.String() != want.String() || got.IndexDigest.String() != idxDigest.String() {
+		t.Fatalf("picked %s from %s, want %s", got.ManifestDigest, got.IndexDigest, want)
+	}
+	src, _ = Open(host+"/multi:1", Options{Platform: v1.Platform{OS: "linux", Architecture: "riscv64"}})
+	if _, err := src.Image(bg); !errors.Is(err, source.ErrNoPlatform) {
+		t.Fatalf("missing platform: %v", err)
+	}
+}
+
+// Credentials come from an auth.json ($REGISTRY_AUTH_FILE, the format of
+// containers' auth.json and docker's config.json).
+func TestRegistryBasicAuth(t *testing.T) {
+	host := serve(t, "alice", "s3cret")
+	img, _ := random.Image(1000, 1)
+	home := t.TempDir()
+	t.Setenv("HOME", home)
+	t.Setenv("DOCKER_CONFIG", "")
+	t.Setenv("XDG_RUNTIME_DIR", "")
+	t.Setenv("XDG_CONFIG_HOME", filepath.Join(home, ".config"))
+	push(t, host+"/private:1", img, remote.WithAuth(&basic{"alice", "s3cret"}))
+
+	src, _ := Open(host+"/private:1", Options{})
+	if _, err := src.Image(bg); err == nil {
+		t.Fatal("pulled without credentials")
+	}
+	auth := filepath.Join(home, "auth.json")
+	enc := base64.StdEncoding.EncodeToString([]byte("alice:s3cret"))
+	if err := os.WriteFile(auth, []byte(fmt.Sprintf(`{"auths":{%q:{"auth":%q}}}`, host, enc)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("REGISTRY_AUTH_FILE", auth)
+	src, _ = Open(host+"/private:1", Options{})
+	got, err := src.Image(bg)
+	if err != nil {
+		t.Fatalf("with auth.json: %v", err)
+	}
+	readAll(t, src, got.Layers[0])
+}
+
+type basic struct{ user, pass string }
+
+func (b *basic) Authorization() (*authn.AuthConfig, error) {
+	return &authn.AuthConfig{Username: b.user, Password: b.pass}, nil
+}
+
+func TestIsLocal(t *testing.T) {
+	for ref, want := range map[string]bool{
+		"localhost/a":        true,
+		"localhost:5000/a":   true,
+		"127.0.0.1:5000/a:b": true,
+		"[::1]:5000/a":       true,
+		"quay.io/a/b":        false,
+		"10.0.0.1:5000/a":    false,
+		"myreg:5000/a":       false,
+	} {
+		if got := isLocal(ref, nil); got != want {
+			t.Errorf("isLocal(%q) = %v", ref, got)
+		}
+	}
+	if !isLocal("myreg:5000/a", []string{"myreg:5000"}) {
+		t.Error("an --insecure-registry host is not local")
+	}
+}
