@@ -321,14 +321,15 @@ func (s *Store) checkLocked(ctx context.Context, opts CheckOptions, r *CheckRepo
 	if err != nil && !errors.Is(err, driver.ErrNotSupported) {
 		return fmt.Errorf("listing the driver's layers: %w", err)
 	}
+	named := s.namedLayersLocked()
 	for _, id := range list {
 		if _, known := r.parents[id]; known {
 			continue
 		}
 		r.unaccounted = append(r.unaccounted, id)
 		e := fmt.Errorf("layer %s: %w", id, ErrLayerUnaccounted)
-		if s.adoptable(id) {
-			e = fmt.Errorf("layer %s: %w (its tar-split is intact: repair re-creates its record)", id, ErrLayerUnaccounted)
+		if _, isNamed := named[id]; isNamed || s.adoptable(id) {
+			e = fmt.Errorf("layer %s: %w (repair re-creates its record)", id, ErrLayerUnaccounted)
 		}
 		r.Layers[id] = append(r.Layers[id], e)
 	}

@@ -9,7 +9,8 @@ package store
 //   - staging and temp dirs whose owner died (G/<drv>-layers/tmp,
 //     the driver's tempdirs), as every open does;
 //   - driver layer directories no layer record accounts for, except those
-//     with an intact tar-split (check --repair re-creates their record);
+//     with a tar-split or that an image or container names (check --repair
+//     re-creates their record);
 //   - big-data directories and tar-split files whose record is gone
 //     (including those check --repair keeps after salvaging a corrupt
 //     table: run gc once what is needed was recovered from the
@@ -44,8 +45,9 @@ func (s *Store) GC(ctx context.Context) ([]string, error) {
 	}
 	var removed []string
 	var keep []string
+	named := s.namedLayersLocked()
 	for _, id := range r.unaccounted {
-		if s.adoptable(id) {
+		if _, isNamed := named[id]; isNamed || s.adoptable(id) {
 			keep = append(keep, id)
 		} else {
 			removed = append(removed, id)

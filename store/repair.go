@@ -226,13 +226,17 @@ func (s *Store) adoptable(id string) bool {
 }
 
 // adoptLayersLocked re-creates the record of every driver layer without
-// one whose tar-split re-assembles from the driver's files: ID, parent
-// (when the driver records it; else none), uncompressed digest and size,
-// big-data names, created now (so the usual grace period applies before it
-// counts as unreferenced). ID mappings, names, compressed digests and
-// other metadata are not recoverable and stay empty.
+// one that was evidently a layer of this store: its tar-split re-assembles
+// from the driver's files, or an image or container record names it. The
+// record gets the ID, the parent (when the driver records it; else, for a
+// container's layer, its image's top layer; else none, flagged
+// ParentUnknownFlag), the uncompressed digest and size (from the
+// tar-split), the big-data names, and is created now (so the usual grace
+// period applies before it counts as unreferenced). ID mappings, names,
+// compressed digests and other metadata are not recoverable and stay
+// empty.
 //
-// Locking: layers held for writing.
+// Locking: layers, images and containers held for writing.
 func (s *Store) adoptLayersLocked(ctx context.Context) ([]string, []error) {
 	list, err := s.graphDriver().ListLayers()
 	if err != nil {
@@ -241,13 +245,18 @@ func (s *Store) adoptLayersLocked(ctx context.Context) ([]string, []error) {
 		}
 		return nil, []error{err}
 	}
+	named := s.namedLayersLocked()
 	var adopted []string
 	var errs []error
 	for _, id := range list {
-		if s.layerIDTakenLocked(id) || !s.adoptable(id) {
+		if s.layerIDTakenLocked(id) {
 			continue
 		}
-		rec, err := s.rebuildLayerRecord(ctx, id)
+		parentHint, isNamed := named[id]
+		if !isNamed && !s.adoptable(id) {
+			continue
+		}
+		rec, err := s.rebuildLayerRecord(ctx, id, parentHint)
 		if err != nil {
 			continue // left unaccounted: the check reports it and repair removes it
 		}
@@ -265,32 +274,60 @@ func (s *Store) adoptLayersLocked(ctx context.Context) ([]string, []error) {
 	return adopted, errs
 }
 
+// namedLayersLocked returns the layers image and container records name,
+// each with a parent hint (a container layer's image's top layer).
+//
+// Locking: images and containers held.
+func (s *Store) namedLayersLocked() map[string]string {
+	named := map[string]string{}
+	tops := map[string]string{}
+	for _, is := range s.allImageStores() {
+		for _, img := range is.All() {
+			if _, ok := tops[img.ID]; !ok {
+				tops[img.ID] = img.TopLayer
+			}
+			for _, l := range append([]string{img.TopLayer}, img.MappedTopLayers...) {
+				if l != "" {
+					named[l] = ""
+				}
+			}
+		}
+	}
+	for _, c := range s.containers.All() {
+		if c.LayerID != "" {
+			named[c.LayerID] = tops[c.ImageID]
+		}
+	}
+	return named
+}
+
 // rebuildLayerRecord builds the record of a driver layer from its
-// tar-split and the driver's files.
+// tar-split (if it has one) and the driver's files.
 //
 // Locking: layers held.
-func (s *Store) rebuildLayerRecord(ctx context.Context, id string) (*layer.Layer, error) {
-	f, err := os.Open(s.layers.TarSplitPath(id))
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	sum := &countingHash{h: digest.Canonical.Hash()}
+func (s *Store) rebuildLayerRecord(ctx context.Context, id, parentHint string) (*layer.Layer, error) {
+	rec := &layer.Layer{ID: id, Created: time.Now().UTC()}
 	drv := s.graphDriver()
-	if err := tarsplit.Reassemble(ctx, sum, f, func(name string) (io.ReadCloser, error) { return drv.OpenFile(id, name) }); err != nil {
+	f, err := os.Open(s.layers.TarSplitPath(id))
+	switch {
+	case err == nil:
+		defer f.Close()
+		sum := &countingHash{h: digest.Canonical.Hash()}
+		if err := tarsplit.Reassemble(ctx, sum, f, func(name string) (io.ReadCloser, error) { return drv.OpenFile(id, name) }); err != nil {
+			return nil, err
+		}
+		rec.UncompressedDigest, rec.UncompressedSize = digest.NewDigest(digest.Canonical, sum.h), sum.n
+	case !errors.Is(err, os.ErrNotExist):
 		return nil, err
-	}
-	rec := &layer.Layer{
-		ID:                 id,
-		Created:            time.Now().UTC(),
-		UncompressedDigest: digest.NewDigest(digest.Canonical, sum.h),
-		UncompressedSize:   sum.n,
 	}
 	parentKnown := false
 	if pr, ok := drv.(driver.ParentRecorder); ok {
 		if parent, known, err := pr.LayerParent(id); err == nil && known {
 			rec.Parent, parentKnown = parent, true
 		}
+	}
+	if !parentKnown && parentHint != "" {
+		rec.Parent, parentKnown = parentHint, true
 	}
 	if !parentKnown {
 		rec.Flags = map[string]any{ParentUnknownFlag: true}

@@ -1,0 +1,287 @@
+package store
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/stowage/stowage/tarsplit"
+)
+
+// checkStore builds base <- child (both from diffs), an image on child
+// and a container on the image.
+func checkStore(t *testing.T) (s *Store, opts Options, base, child, img, ctr string) {
+	t.Helper()
+	s, opts = openTest(t)
+	ctx := testCtx(t)
+	b, err := s.PutLayer(ctx, bytes.NewReader(makeTar(t, map[string]string{"a": "aaaa", "dir/b": "bb"})), LayerOptions{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := s.PutLayer(ctx, bytes.NewReader(makeTar(t, map[string]string{"c": "cccccc"})), LayerOptions{Parent: b.ID, ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	i, err := s.CreateImage(ctx, ImageOptions{TopLayer: c.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := s.CreateContainer(ctx, ContainerOptions{Image: i.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, opts, b.ID, c.ID, i.ID, k.ID
+}
+
+func mustCheck(t *testing.T, s *Store, opts CheckOptions) *CheckReport {
+	t.Helper()
+	r, err := s.Check(testCtx(t), opts)
+	if err != nil {
+		t.Fatalf("Check: %v", err)
+	}
+	return r
+}
+
+// hasErr reports whether one of errs wraps target and contains text.
+func hasErr(errs []error, target error, text string) bool {
+	return slices.ContainsFunc(errs, func(e error) bool { return errors.Is(e, target) && strings.Contains(e.Error(), text) })
+}
+
+func TestCheckCleanStore(t *testing.T) {
+	s, _, _, _, _, _ := checkStore(t)
+	for _, o := range []CheckOptions{{}, {Quick: true}, {MaxUnreferencedAge: DefaultMaxUnreferencedAge}} {
+		if r := mustCheck(t, s, o); !r.Empty() {
+			t.Fatalf("%+v: clean store reported %+v", o, r)
+		}
+	}
+}
+
+func TestCheckDigestMismatchRepairKeepsTheRest(t *testing.T) {
+	s, opts, base, child, img, ctr := checkStore(t)
+	ctx := testCtx(t)
+	// Same size, other bytes: only the CRC and digest can tell.
+	if err := os.WriteFile(filepath.Join(opts.GraphRoot, "vfs", "dir", child, "c"), []byte("CCCCCC"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if r := mustCheck(t, s, CheckOptions{Quick: true}); !r.Empty() {
+		t.Fatalf("quick check re-read contents: %+v", r)
+	}
+	r := mustCheck(t, s, CheckOptions{})
+	if !hasErr(r.Layers[child], tarsplit.ErrFileIntegrity, "file integrity checksum failed for c") && !hasErr(r.Layers[child], ErrLayerIncorrectContentDigest, child) {
+		t.Fatalf("layer errors: %v", r.Layers)
+	}
+	if len(r.Layers[base]) != 0 || len(r.Images[img]) == 0 || len(r.Containers[ctr]) == 0 {
+		t.Fatalf("report: %+v", r)
+	}
+	// Without RemoveContainers the container (and so the layer it sits on) stays.
+	r, errs := s.Repair(ctx, RepairOptions{})
+	if r == nil || len(errs) == 0 {
+		t.Fatalf("repair without -f: %v %v", r, errs)
+	}
+	if _, err := s.Container(ctx, ctr); err != nil {
+		t.Fatalf("container removed without RemoveContainers: %v", err)
+	}
+	r, errs = s.Repair(ctx, RepairOptions{RemoveContainers: true})
+	if len(errs) != 0 || r == nil {
+		t.Fatalf("repair -f: %v", errs)
+	}
+	if _, err := s.Layer(ctx, child); !errors.Is(err, ErrLayerUnknown) {
+		t.Fatalf("damaged layer kept: %v", err)
+	}
+	if _, err := s.Image(ctx, img); !errors.Is(err, ErrImageUnknown) {
+		t.Fatalf("damaged image kept: %v", err)
+	}
+	if _, err := s.Layer(ctx, base); err != nil {
+		t.Fatalf("intact base layer removed: %v", err)
+	}
+	if r := mustCheck(t, s, CheckOptions{MaxUnreferencedAge: DefaultMaxUnreferencedAge}); !r.Empty() {
+		t.Fatalf("after repair: %+v", r)
+	}
+}
+
+func TestCheckAddedFileAndUnreferenced(t *testing.T) {
+	s, opts := openTest(t)
+	ctx := testCtx(t)
+	l, err := s.PutLayer(ctx, bytes.NewReader(makeTar(t, map[string]string{"x/y": "1"})), LayerOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(opts.GraphRoot, "vfs", "dir", l.ID, "x", "extra"), []byte("e"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := mustCheck(t, s, CheckOptions{MaxUnreferencedAge: DefaultMaxUnreferencedAge})
+	if !hasErr(r.Layers[l.ID], ErrLayerContentModified, "layer "+l.ID+": +/x/extra, layer content modified") || len(r.Layers[l.ID]) != 1 {
+		t.Fatalf("report: %v", r.Layers)
+	}
+	r = mustCheck(t, s, CheckOptions{Quick: true})
+	if !hasErr(r.Layers[l.ID], ErrLayerUnreferenced, "layer "+l.ID+": layer not referenced by any images or containers") {
+		t.Fatalf("report with max age 0: %v", r.Layers)
+	}
+}
+
+func TestCheckMissingRecordsAndData(t *testing.T) {
+	s, opts, base, child, img, ctr := checkStore(t)
+	ctx := testCtx(t)
+	if err := s.SetImageBigData(ctx, img, "manifest", []byte("{}"), nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetContainerBigData(ctx, ctr, "cfg", []byte("12345")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetLayerBigData(ctx, base, "note", strings.NewReader("n")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(opts.GraphRoot, "vfs-layers", base, "note")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(opts.GraphRoot, "vfs-containers", ctr, "cfg"), []byte("123"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(opts.GraphRoot, "vfs-images", img, "manifest")); err != nil {
+		t.Fatal(err)
+	}
+	r := mustCheck(t, s, CheckOptions{Quick: true, MaxUnreferencedAge: DefaultMaxUnreferencedAge})
+	if !hasErr(r.Layers[base], ErrLayerDataMissing, `layer `+base+`: data item "note": layer data item is missing`) {
+		t.Errorf("layer: %v", r.Layers)
+	}
+	if !hasErr(r.Images[img], ErrImageDataMissing, `image `+img+`: data item "manifest": image data item is missing`) {
+		t.Errorf("image: %v", r.Images)
+	}
+	if !hasErr(r.Containers[ctr], ErrContainerDataIncorrectSize, `container `+ctr+`: data item "cfg": container data item has incorrect size`) {
+		t.Errorf("container: %v", r.Containers)
+	}
+	// The child is built on the damaged base.
+	if !hasErr(r.Layers[child], ErrLayerParentDamaged, "layer "+base+": parent layer is damaged") {
+		t.Errorf("child: %v", r.Layers[child])
+	}
+}
+
+func TestCheckOrphansTempsAndGC(t *testing.T) {
+	s, opts, _, _, _, _ := checkStore(t)
+	ctx := testCtx(t)
+	orphanImg := filepath.Join(opts.GraphRoot, "vfs-images", "deadbeef")
+	orphanTS := filepath.Join(opts.GraphRoot, "vfs-layers", "feedface.tar-split.gz")
+	temp := filepath.Join(opts.GraphRoot, "vfs-layers", ".tmp-layers.json42")
+	for _, d := range []string{orphanImg} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, f := range []string{orphanTS, temp} {
+		if err := os.WriteFile(f, []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sl, err := s.CreateStorageLayer(ctx, "", "", LayerOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := mustCheck(t, s, CheckOptions{Quick: true, MaxUnreferencedAge: DefaultMaxUnreferencedAge})
+	if !hasErr(r.Images["deadbeef"], ErrOrphanData, orphanImg) || !hasErr(r.Layers["feedface"], ErrOrphanData, orphanTS) ||
+		!hasErr(r.Files[temp], ErrLeftoverTemp, temp) || !hasErr(r.Layers[sl], ErrLayerUnaccounted, "layer "+sl+": layer in lower level storage driver not accounted for") {
+		t.Fatalf("report: %+v", r)
+	}
+	removed, err := s.GC(ctx)
+	if err != nil {
+		t.Fatalf("GC: %v", err)
+	}
+	for _, want := range []string{orphanImg, orphanTS, temp, sl} {
+		if !slices.Contains(removed, want) {
+			t.Errorf("GC did not report removing %s: %v", want, removed)
+		}
+	}
+	if r := mustCheck(t, s, CheckOptions{MaxUnreferencedAge: DefaultMaxUnreferencedAge}); !r.Empty() {
+		t.Fatalf("after GC: %+v", r)
+	}
+	if ls, _ := s.Layers(ctx); len(ls) != 3 {
+		t.Fatalf("GC touched records: %d layers", len(ls))
+	}
+}
+
+func TestCorruptLayersJSONCheckAndRepair(t *testing.T) {
+	s, opts, base, child, img, ctr := checkStore(t)
+	ctx := testCtx(t)
+	diff := func(id string) []byte {
+		rc, err := s.Diff(ctx, "", id, DiffOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rc.Close()
+		b, err := io.ReadAll(rc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	want := diff(child)
+	lj := filepath.Join(opts.GraphRoot, "vfs-layers", "layers.json")
+	data, err := os.ReadFile(lj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Truncate inside the second record (the child's, or the container layer's).
+	damaged := data[:bytes.Index(data, []byte(`{"id":"`+child))+30]
+	if err := os.WriteFile(lj, damaged, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(ctx, opts); !errors.Is(err, ErrCorruptMetadata) {
+		t.Fatalf("Open of a corrupt store: %v", err)
+	}
+	cs, err := OpenForCheck(ctx, opts)
+	if err != nil {
+		t.Fatalf("OpenForCheck: %v", err)
+	}
+	r := mustCheck(t, cs, CheckOptions{})
+	if !hasErr(r.Files[lj], ErrCorruptMetadata, lj+": at byte offset") || len(r.Files) != 1 {
+		t.Fatalf("report: %+v", r.Files)
+	}
+	if got, _ := os.ReadFile(lj); !bytes.Equal(got, damaged) {
+		t.Fatal("Check rewrote the damaged file")
+	}
+	r, errs := cs.Repair(ctx, RepairOptions{CheckOptions: CheckOptions{MaxUnreferencedAge: DefaultMaxUnreferencedAge}})
+	if len(errs) != 0 {
+		t.Fatalf("Repair: %v", errs)
+	}
+	kept, _ := filepath.Glob(lj + ".corrupt-*")
+	if len(kept) != 1 {
+		t.Fatalf("kept copies: %v", kept)
+	}
+	if got, _ := os.ReadFile(kept[0]); !bytes.Equal(got, damaged) {
+		t.Fatal("the kept copy differs from the damaged file")
+	}
+	if !hasErr(r.Layers[child], ErrLayerUnaccounted, "re-created") {
+		t.Fatalf("child not re-adopted: %v", r.Layers)
+	}
+	s2, err := Open(ctx, opts)
+	if err != nil {
+		t.Fatalf("Open after repair: %v", err)
+	}
+	for _, id := range []string{base, child} {
+		if _, err := s2.Layer(ctx, id); err != nil {
+			t.Fatalf("layer %s lost: %v", id, err)
+		}
+	}
+	if _, err := s2.Image(ctx, img); err != nil {
+		t.Fatalf("image lost: %v", err)
+	}
+	// The container's layer (no tar-split) was after the damage too: its
+	// record comes back because the container names it.
+	c, err := s2.Container(ctx, ctr)
+	if err != nil {
+		t.Fatalf("container lost: %v", err)
+	}
+	if l, err := s2.Layer(ctx, c.LayerID); err != nil || l.Parent != child {
+		t.Fatalf("container layer: %+v %v", l, err)
+	}
+	if r := mustCheck(t, s2, CheckOptions{MaxUnreferencedAge: DefaultMaxUnreferencedAge}); !r.Empty() {
+		t.Fatalf("after repair: %+v", r)
+	}
+	if got := diff(child); !bytes.Equal(got, want) {
+		t.Fatal("re-created layer's diff differs")
+	}
+}
