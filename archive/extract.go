@@ -258,11 +258,15 @@ func (u *unpacker) meta(pfd int, base string, hdr *tar.Header, uid, gid int, cho
 }
 
 // setXattrs applies the entry's SCHILY.xattr.* records (except
-// security.selinux) with set, tolerating what tolerateXattr allows.
+// security.selinux and overlayfs' own trusted.overlay.* / user.overlay.*,
+// which would let a layer forge redirects, metacopy or opaque markers;
+// opaque directories come only from .wh..wh..opq entries) with set,
+// tolerating what tolerateXattr allows. The dropped records stay in the
+// tar-split, so the layer's diff is still bit-identical.
 func (u *unpacker) setXattrs(hdr *tar.Header, set func(name string, v []byte) error) error {
 	for k, v := range hdr.PAXRecords {
 		name, ok := strings.CutPrefix(k, "SCHILY.xattr.")
-		if !ok || name == "security.selinux" {
+		if !ok || name == "security.selinux" || strings.HasPrefix(name, "trusted.overlay.") || strings.HasPrefix(name, "user.overlay.") {
 			continue
 		}
 		if err := u.tolerateXattr(set(name, []byte(v))); err != nil {
