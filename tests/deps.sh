@@ -13,7 +13,7 @@ needs=(
 	cmp:diffutils getfattr:attr python3:python3
 	mkfs.xfs:xfsprogs mkfs.ext4:e2fsprogs losetup:mount git:git
 	skopeo:skopeo podman:podman crun:crun runc:runc umoci:umoci
-	strace:strace
+	strace:strace xfs_io:xfsprogs /usr/bin/time:time setfattr:attr
 )
 
 missing=()

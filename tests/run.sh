@@ -9,12 +9,24 @@
 #
 # Extra arguments after -- are passed to bats (e.g. tests/run.sh -- -f names).
 # Environment: STORAGE_DRIVER (default vfs), GO (default: go on PATH or
-# /usr/local/go/bin/go), BATS_JOBS (parallel bats jobs, needs GNU parallel).
+# /usr/local/go/bin/go), BATS_JOBS (parallel bats jobs, needs GNU parallel),
+# STOWAGE_FUZZTIME (e.g. 30s: also fuzz each Fuzz target that long; without
+# it `go test` runs only their seed corpora), STOWAGE_FAULT_ROUNDS (scale
+# the fault suites tests/fault-*.bats for longer runs; default 1).
 
 set -uo pipefail
 
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
+
+# fuzz_all: each Fuzz target for $STOWAGE_FUZZTIME (minimization off: the
+# unpacker's goroutines make coverage vary between runs).
+fuzz_all() {
+	local t
+	for t in archive:FuzzUnpack tarsplit:FuzzReassemble internal/table:FuzzLoad; do
+		"$GO" test "./${t%%:*}" -run '^$' -fuzz "^${t#*:}\$" -fuzztime "$STOWAGE_FUZZTIME" -fuzzminimizetime 0s || return 1
+	done
+}
 
 if ! command -v go >/dev/null 2>&1 && [ -x /usr/local/go/bin/go ]; then
 	export PATH="$PATH:/usr/local/go/bin"
@@ -30,7 +42,7 @@ while [ $# -gt 0 ]; do
 	--race) race=-race ;;
 	--) shift; bats_args=("$@"); break ;;
 	-h | --help)
-		sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
+		sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'
 		exit 0
 		;;
 	*) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
@@ -84,6 +96,9 @@ if [ "$run_go" = yes ]; then
 	step "go vet" "$GO" vet ./...
 	step "gofmt" gofmt_check
 	step "go test${race:+ -race}" go_test
+	if [ -n "${STOWAGE_FUZZTIME:-}" ]; then
+		step "fuzz ($STOWAGE_FUZZTIME per target)" fuzz_all
+	fi
 fi
 
 if command -v bats >/dev/null 2>&1; then
