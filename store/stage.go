@@ -3,7 +3,7 @@ package store
 // Locking: StageLayer takes layers.lock (write) and containers.lock (read)
 // briefly to plan, extracts with no store lock held, and Commit takes
 // layers.lock for writing to commit. LockLayerFetch takes a per-layer lock
-// file G/<drv>-layers/pull-locks/<id>.lock that is not part of the store's
+// file R/<drv>-layers/pull-locks/<id>.lock that is not part of the store's
 // lock order: hold it only while staging and committing that one layer, and
 // take the store locks inside it, never the other way round.
 
@@ -182,15 +182,17 @@ func (sl *StagedLayer) reparentLocked(parent string) error {
 // LockLayerFetch takes the cross-process lock that serialises creating
 // layer id (a pull's layer ID: its chain ID) by pulls, and returns its
 // release. Waiting honours ctx (a *lockfile.LockWaitError). The lock is an
-// OFD lock on G/<drv>-layers/pull-locks/<id>.lock, so a killed holder
-// frees it; the zero-byte files stay. The lock only avoids duplicate work:
+// OFD lock on R/<drv>-layers/pull-locks/<id>.lock (the run root, next to
+// mountpoints.lock: every process sharing the store shares it, check does
+// not take the files for orphaned layer data, and a tmpfs run root drops
+// them at reboot), so a killed holder frees it; the zero-byte files stay. The lock only avoids duplicate work:
 // after taking it, look the layer up again, and a Commit that finds the ID
 // taken means another process won.
 func (s *Store) LockLayerFetch(ctx context.Context, id string) (func(), error) {
 	if err := table.ValidID(id); err != nil {
 		return nil, err
 	}
-	dir := filepath.Join(s.layers.Dir(), "pull-locks")
+	dir := filepath.Join(s.RunRoot(), s.GraphDriverName()+"-layers", "pull-locks")
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}

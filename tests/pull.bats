@@ -79,6 +79,8 @@ diff_ids() {
 	[ "$(cat "$mnt/etc/message")" = two ]
 	[ -f "$mnt/etc/gone" ]
 	stowage_q unmount "$ctr"
+	# Nothing a pull leaves (pull locks included) looks like damage to check.
+	run -0 stowage_q check
 }
 
 @test "pull: layer IDs are containers/image chain IDs" {
