@@ -21,9 +21,11 @@ type pullProgress interface {
 	finish()
 }
 
+// isTerminal reports whether f is a terminal bars can be drawn on (one
+// with a known width).
 func isTerminal(f *os.File) bool {
-	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
-	return err == nil
+	ws, err := unix.IoctlGetWinsize(int(f.Fd()), unix.TIOCGWINSZ)
+	return err == nil && ws.Col > 0
 }
 
 func shortDigest(e pull.Event) string {
@@ -126,7 +128,7 @@ func (b *barProgress) bar(e pull.Event) *mpb.Bar {
 		return bar
 	}
 	i := e.Index
-	name := fmt.Sprintf("layer %d %s ", e.Index+1, shortDigest(e))
+	name := fmt.Sprintf("layer %2d %s ", e.Index+1, shortDigest(e))
 	bar := b.p.AddBar(max(e.Total, 0),
 		mpb.BarPriority(i),
 		mpb.PrependDecorators(decor.Name(name), decor.Any(func(decor.Statistics) string {
