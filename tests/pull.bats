@@ -24,6 +24,19 @@ setup_file() {
 	echo gone >"$w/d1/etc/gone"
 	echo two >"$w/d2/etc/message"
 	"$w/mkimage" -o "$w/oci" -ref latest -layer "$w/d1" -layer "$w/d2" -cmd /hello
+	# For podman: a static Go program printing /etc/message, and a second
+	# layer changing the message.
+	if command -v podman >/dev/null 2>&1; then
+		mkdir -p "$w/hello" "$w/p1/etc" "$w/p2/etc"
+		printf 'package main\n\nimport (\n\t"fmt"\n\t"os"\n)\n\nfunc main() {\n\tb, _ := os.ReadFile("/etc/message")\n\tfmt.Printf("hello from a pulled image: %%s", b)\n}\n' >"$w/hello/main.go"
+		printf 'module hello\n\ngo 1.21\n' >"$w/hello/go.mod"
+		if (cd "$w/hello" && CGO_ENABLED=0 GOFLAGS= "$gobin" build -o "$w/p1/hello" .); then
+			echo first >"$w/p1/etc/message"
+			echo second >"$w/p2/etc/message"
+			"$w/mkimage" -o "$w/pod" -ref latest -layer "$w/p1" -layer "$w/p2" -cmd /hello
+			printf '{"default":[{"type":"insecureAcceptAnything"}]}\n' >"$w/policy.json"
+		fi
+	fi
 	# Four 24 MB layers: long enough to interrupt.
 	"$w/mkimage" -o "$w/big" -ref latest -random-layers 4 -random-size 24000000 -seed 7
 }
@@ -250,4 +263,40 @@ wait_for_fetch() {
 	echo "$output" | jq -e 'length == 4'
 	run -0 stowage_q images
 	[[ "$output" == *"localhost/big1:latest"* && "$output" == *"localhost/big2:latest"* ]]
+}
+
+# pod ARGS...: podman on this test's store.
+pod() {
+	mkdir -p "$TESTDIR/podman-tmp"
+	timeout -k 10 120 podman --root "$TESTDIR/root" --runroot "$TESTDIR/runroot" \
+		--storage-driver "$STORAGE_DRIVER" --cgroup-manager cgroupfs --events-backend file \
+		--tmpdir "$TESTDIR/podman-tmp" "$@"
+}
+
+@test "pull: podman 4.3 lists, inspects and runs the pulled image; skopeo reuses its layers" {
+	local w=$BATS_FILE_TMPDIR id runtime
+	require_root
+	[ -d "$w/pod" ] || skip "podman or the static test program is missing"
+	command -v skopeo >/dev/null 2>&1 || skip "skopeo not installed"
+	run -0 --separate-stderr stowage_q pull oci:"$w/pod" localhost/podtest
+	id=${lines[0]}
+	run -0 pod images --format '{{.Repository}}:{{.Tag}} {{.ID}}'
+	[[ "$output" == *"localhost/podtest:latest ${id:0:12}"* ]]
+	run -0 pod image inspect --format '{{.Id}} {{len .RootFS.Layers}}' localhost/podtest
+	[ "$output" = "$id 2" ]
+	for runtime in crun runc; do
+		command -v $runtime >/dev/null 2>&1 || continue
+		run pod --runtime $runtime run --rm --network none \
+			--ulimit nofile=1024:1024 --ulimit nproc=1024:1024 localhost/podtest
+		[ "$status" -eq 0 ] && break
+	done
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"hello from a pulled image: second"* ]]
+	# skopeo finds both layers by their blob digests and copies neither.
+	run -0 skopeo --debug --policy "$w/policy.json" copy oci:"$w/pod":latest \
+		"containers-storage:[$STORAGE_DRIVER@$TESTDIR/root+$TESTDIR/runroot]localhost/again:1"
+	[ "$(grep -c 'Skipping blob .* (already present)' <<<"$output")" -eq 2 ]
+	run -0 stowage_q layers --json
+	echo "$output" | jq -e 'length == 2'
 }
