@@ -8,7 +8,13 @@ import (
 	"github.com/opencontainers/go-digest"
 )
 
-const hashChunk = 1 << 20
+// hashChunk and hashQueue bound the memory a lagging hasher holds
+// (hashQueue+2 chunks): a layer's import must stay well under 64 MiB of
+// RSS even with both digests computed on a CPU-starved machine.
+const (
+	hashChunk = 1 << 20
+	hashQueue = 6
+)
 
 var chunkPool = sync.Pool{New: func() any { b := make([]byte, 0, hashChunk); return &b }}
 
@@ -24,7 +30,7 @@ type asyncHasher struct {
 }
 
 func newAsyncHasher() *asyncHasher {
-	a := &asyncHasher{h: sha256.New(), ch: make(chan *[]byte, 32), done: make(chan struct{})}
+	a := &asyncHasher{h: sha256.New(), ch: make(chan *[]byte, hashQueue), done: make(chan struct{})}
 	ch := a.ch
 	go func() {
 		defer close(a.done)

@@ -1,31 +1,36 @@
 package archive
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash"
 	"hash/crc64"
 	"sync"
 
 	"github.com/vbatts/tar-split/tar/storage"
 )
 
-// tsRecorder records tar-split entries in a separate goroutine, so the
-// CRC-64 of file payloads, JSON and gzip encoding overlap with extraction.
-// The extraction loop appends operations (copies of the bytes) to batches
-// that the goroutine applies in order to the packer, exactly as the
-// tar-split library's disassembler would.
+// tsRecorder records tar-split entries in a separate goroutine, so JSON
+// and gzip encoding overlap with extraction. The extraction loop appends
+// operations (copies of header and padding bytes) to batches that the
+// goroutine applies in order to the packer, exactly as the tar-split
+// library's disassembler would. The CRC-64 of file payloads is computed
+// by the extraction loop itself as the data passes: measured on a 250 MB
+// layer, copying the payload to the goroutine cost about as much CPU as
+// the CRC (slicing-by-8, ~1.6 GB/s) it moved off the loop.
 type tsRecorder struct {
 	ch   chan *tsBatch
 	done chan struct{}
 	err  error // set by the goroutine; read after done
 	cur  *tsBatch
+	crc  hash.Hash64 // of the current file's payload, in the caller's goroutine
 }
 
 type tsOpKind uint8
 
 const (
 	tsSegment tsOpKind = iota
-	tsData
 	tsFile
 )
 
@@ -34,6 +39,7 @@ type tsOp struct {
 	off, n int
 	name   string
 	size   int64
+	crc    uint64 // tsFile with size > 0
 }
 
 type tsBatch struct {
@@ -44,16 +50,14 @@ type tsBatch struct {
 const tsBatchBytes = 1 << 20
 
 var tsBatchPool = sync.Pool{New: func() any {
-	return &tsBatch{ops: make([]tsOp, 0, 256), arena: make([]byte, 0, 2*tsBatchBytes)}
+	return &tsBatch{ops: make([]tsOp, 0, 256), arena: make([]byte, 0, 256<<10)}
 }}
 
 func newTSRecorder(p storage.Packer) *tsRecorder {
-	r := &tsRecorder{ch: make(chan *tsBatch, 8), done: make(chan struct{})}
+	r := &tsRecorder{ch: make(chan *tsBatch, 4), done: make(chan struct{}), crc: crc64.New(storage.CRCTable)}
 	ch := r.ch
 	go func() {
 		defer close(r.done)
-		crc := crc64.New(storage.CRCTable)
-		sum := make([]byte, 0, 8)
 		for b := range ch {
 			for _, op := range b.ops {
 				if r.err != nil {
@@ -63,16 +67,13 @@ func newTSRecorder(p storage.Packer) *tsRecorder {
 				switch op.kind {
 				case tsSegment:
 					_, r.err = p.AddEntry(storage.Entry{Type: storage.SegmentType, Payload: data})
-				case tsData:
-					crc.Write(data)
 				case tsFile:
 					e := storage.Entry{Type: storage.FileType, Size: op.size}
 					if op.size > 0 {
-						e.Payload = crc.Sum(sum[:0])
+						e.Payload = binary.BigEndian.AppendUint64(nil, op.crc)
 					}
 					e.SetName(op.name)
 					_, r.err = p.AddEntry(e)
-					crc.Reset()
 					if errors.Is(r.err, storage.ErrDuplicatePath) {
 						r.err = fmt.Errorf("tar entry %q: %w", op.name, ErrDuplicatePath)
 					}
@@ -86,14 +87,14 @@ func newTSRecorder(p storage.Packer) *tsRecorder {
 	return r
 }
 
-func (r *tsRecorder) add(kind tsOpKind, data []byte, name string, size int64) {
+func (r *tsRecorder) add(kind tsOpKind, data []byte, name string, size int64, crc uint64) {
 	if r.cur == nil {
 		r.cur = tsBatchPool.Get().(*tsBatch)
 	}
 	b := r.cur
 	off := len(b.arena)
 	b.arena = append(b.arena, data...)
-	b.ops = append(b.ops, tsOp{kind: kind, off: off, n: len(data), name: name, size: size})
+	b.ops = append(b.ops, tsOp{kind: kind, off: off, n: len(data), name: name, size: size, crc: crc})
 	if len(b.arena) >= tsBatchBytes || len(b.ops) == cap(b.ops) {
 		r.flush()
 	}
@@ -108,13 +109,18 @@ func (r *tsRecorder) flush() {
 
 func (r *tsRecorder) segment(b []byte) {
 	if len(b) > 0 {
-		r.add(tsSegment, b, "", 0)
+		r.add(tsSegment, b, "", 0, 0)
 	}
 }
 
-func (r *tsRecorder) data(b []byte) { r.add(tsData, b, "", 0) }
+// data feeds payload bytes of the current file to its CRC-64.
+func (r *tsRecorder) data(b []byte) { r.crc.Write(b) }
 
-func (r *tsRecorder) file(name string, size int64) { r.add(tsFile, nil, name, size) }
+// file records the current file's entry and starts the next file's CRC.
+func (r *tsRecorder) file(name string, size int64) {
+	r.add(tsFile, nil, name, size, r.crc.Sum64())
+	r.crc.Reset()
+}
 
 // close waits for everything recorded so far and reports the first error.
 // Safe to call more than once.

@@ -125,6 +125,15 @@ type TempDirRecoverer interface {
 	RecoverStaleTempDirs(ctx context.Context) error
 }
 
+// DiffDirGetter is an optional capability of drivers whose layer files
+// (the layer's own diff) are a plain directory tree, as OpenFile sees
+// them. Reassembling a tar-split diff then opens the files through one
+// tarsplit.LayerDir, with a descriptor cache, instead of one OpenFile
+// (lookup, root open, openat2) per file.
+type DiffDirGetter interface {
+	DiffDir(id string) (string, error)
+}
+
 // New constructs a driver.
 type New func(ctx context.Context, opts Options) (Driver, error)
 

@@ -98,9 +98,9 @@ func (s *Store) writeUncompressedDiff(ctx context.Context, w io.Writer, l *layer
 		f, err := os.Open(ls.TarSplitPath(l.ID))
 		if err == nil {
 			defer f.Close()
-			return tarsplit.Reassemble(ctx, w, f, func(name string) (io.ReadCloser, error) {
-				return s.graphDriver().OpenFile(l.ID, name)
-			})
+			open, done := s.layerFileOpener(l.ID)
+			defer done()
+			return tarsplit.Reassemble(ctx, w, f, open)
 		}
 		if !errors.Is(err, os.ErrNotExist) {
 			return err
@@ -183,4 +183,25 @@ func (s *Store) ApplyDiff(ctx context.Context, nameOrID string, diff io.Reader) 
 		return -1, err
 	}
 	return res.Size, nil
+}
+
+// layerFileOpener opens layer id's files for tar-split reassembly: through
+// one tarsplit.LayerDir when the driver exposes its diff directory, else
+// per file through the driver's OpenFile. done releases the descriptors.
+func (s *Store) layerFileOpener(id string) (open tarsplit.Opener, done func()) {
+	drv := s.graphDriver()
+	perFile := func(name string) (io.ReadCloser, error) { return drv.OpenFile(id, name) }
+	dg, ok := drv.(driver.DiffDirGetter)
+	if !ok {
+		return perFile, func() {}
+	}
+	dir, err := dg.DiffDir(id)
+	if err != nil {
+		return perFile, func() {}
+	}
+	ld, err := tarsplit.OpenLayerDir(dir)
+	if err != nil {
+		return perFile, func() {}
+	}
+	return ld.Open, func() { ld.Close() }
 }

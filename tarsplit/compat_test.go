@@ -138,3 +138,45 @@ func TestDirOpenerRefusesFIFO(t *testing.T) {
 		t.Fatal("opened a FIFO")
 	}
 }
+
+// LayerDir gives the same confinement as DirOpener: names are resolved
+// inside the directory, symlinks (absolute or relative, as a parent or as
+// the file) never lead outside it, and only regular files open.
+func TestLayerDirConfined(t *testing.T) {
+	base := t.TempDir()
+	dir := filepath.Join(base, "layer")
+	os.MkdirAll(filepath.Join(dir, "a", "b"), 0o755)
+	os.WriteFile(filepath.Join(base, "secret"), []byte("outside"), 0o644)
+	os.WriteFile(filepath.Join(dir, "a", "b", "f"), []byte("inside"), 0o644)
+	os.WriteFile(filepath.Join(dir, "secret"), []byte("layer secret"), 0o644)
+	os.Symlink("/", filepath.Join(dir, "abs"))
+	os.Symlink("../..", filepath.Join(dir, "a", "up"))
+	os.Symlink(filepath.Join(base, "secret"), filepath.Join(dir, "a", "link"))
+	ld, err := tarsplit.OpenLayerDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ld.Close()
+	read := func(name string) (string, error) {
+		f, err := ld.Open(name)
+		if err != nil {
+			return "", err
+		}
+		defer f.Close()
+		b, err := io.ReadAll(f)
+		return string(b), err
+	}
+	for name, want := range map[string]string{
+		"a/b/f": "inside", "/a/b/f": "inside", "../../a/b/f": "inside", "a/b/../b/f": "inside",
+		"secret": "layer secret", "a/up/secret": "layer secret", "abs/secret": "layer secret",
+	} {
+		if got, err := read(name); err != nil || got != want {
+			t.Errorf("Open(%q) = %q, %v; want %q", name, got, err, want)
+		}
+	}
+	for _, name := range []string{"a/link", "a", "", "missing", "a/b/missing"} {
+		if got, err := read(name); err == nil {
+			t.Errorf("Open(%q) = %q, want an error", name, got)
+		}
+	}
+}

@@ -387,6 +387,15 @@ func (v layerView) nativeDiff(ctx context.Context, w io.Writer, opts archive.Exp
 
 // OpenFile opens the regular file at path inside layer id's diff dir.
 // Resolution is confined to the diff: ".." and symlinks cannot leave it.
+// DiffDir returns layer id's diff directory (driver.DiffDirGetter).
+func (d *Driver) DiffDir(id string) (string, error) {
+	dir, _, err := d.lookup(id)
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(dir, diffName), nil
+}
+
 func (d *Driver) OpenFile(id, name string) (io.ReadCloser, error) {
 	dir, _, err := d.lookup(id)
 	if err != nil {

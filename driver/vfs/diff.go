@@ -75,6 +75,9 @@ func (d *Driver) DiffSize(ctx context.Context, id, parent string) (int64, error)
 // "./etc/passwd" or "etc/passwd") inside layer id. Resolution is confined
 // to the layer directory: ".." and symlinks, absolute ones included, cannot
 // leave it. Anything but a regular file is refused.
+// DiffDir returns the directory holding layer id's files (driver.DiffDirGetter).
+func (d *Driver) DiffDir(id string) (string, error) { return d.lookup(id) }
+
 func (d *Driver) OpenFile(id, path string) (io.ReadCloser, error) {
 	layerDir, err := d.lookup(id)
 	if err != nil {
