@@ -14,6 +14,7 @@ needs=(
 	mkfs.xfs:xfsprogs mkfs.ext4:e2fsprogs losetup:mount git:git
 	skopeo:skopeo podman:podman crun:crun runc:runc umoci:umoci
 	strace:strace xfs_io:xfsprogs /usr/bin/time:time setfattr:attr
+	docker-registry:docker-registry curl:curl
 )
 
 missing=()

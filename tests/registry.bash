@@ -3,24 +3,28 @@
 # 127.0.0.1, with its storage in a temp dir, for the registry suites.
 #
 #   registry_start [DIR]   start one (storage under DIR, default a new temp
-#                          dir); sets REGISTRY (127.0.0.1:PORT), REGISTRY_DIR,
-#                          REGISTRY_PID and REGISTRY_STORAGE, and waits until
-#                          /v2/ answers
-#   registry_stop          stop it (SIGTERM, then SIGKILL) and keep its files
-#   registry_cleanup       registry_stop, then remove REGISTRY_DIR
+#                          dir) on a free port; sets REGISTRY (127.0.0.1:PORT),
+#                          REG_DIR, REG_PID and REG_STORAGE, and waits until
+#                          /v2/ answers. (Not REGISTRY_*: the registry reads
+#                          REGISTRY_* variables as configuration.)
+#   registry_stop          stop it (SIGTERM, then SIGKILL), keeping its files
+#   registry_cleanup       registry_stop, proxy_stop, then remove REG_DIR
 #   registry_blob_path D   the file holding blob D (sha256:...) in its storage
 #   skopeo_push SRC NAME   skopeo copy SRC (e.g. oci:DIR:REF) to
 #                          docker://$REGISTRY/NAME over plain HTTP; extra
 #                          skopeo copy flags may follow
+#   proxy_start RATE       a throttling TCP proxy in front of it (PROXY)
+#   proxy_wait_bytes N     wait until the proxy forwarded N bytes
 #   require_registry       skip unless docker-registry and skopeo are installed
 #
 # A file-level registry (started in setup_file) is shared by the tests of a
-# file; tests that kill or corrupt a registry start their own.
+# file; tests that kill or corrupt a registry start their own. Background
+# processes close fd 3 so that bats does not wait for them.
 
-REGISTRY_BIN=${REGISTRY_BIN:-/usr/bin/docker-registry}
+REG_BIN=${REG_BIN:-/usr/bin/docker-registry}
 
 require_registry() {
-	if [ ! -x "$REGISTRY_BIN" ]; then
+	if [ ! -x "$REG_BIN" ]; then
 		skip "docker-registry not installed (apt-get install docker-registry)"
 	fi
 	if ! command -v skopeo >/dev/null 2>&1; then
@@ -38,9 +42,9 @@ registry_start() {
 	if [ -z "$dir" ]; then
 		dir=$(mktemp -d "${BATS_TMPDIR:-/tmp}/stowage-registry.XXXXXX")
 	fi
-	REGISTRY_DIR=$dir
-	REGISTRY_STORAGE="$dir/storage"
-	mkdir -p "$REGISTRY_STORAGE"
+	REG_DIR=$dir
+	REG_STORAGE="$dir/storage"
+	mkdir -p "$REG_STORAGE"
 	local try port
 	for try in 1 2 3 4 5; do
 		port=$(free_port)
@@ -52,7 +56,7 @@ log:
     disabled: true
 storage:
   filesystem:
-    rootdirectory: $REGISTRY_STORAGE
+    rootdirectory: $REG_STORAGE
   delete:
     enabled: true
   maintenance:
@@ -61,22 +65,22 @@ storage:
 http:
   addr: 127.0.0.1:$port
 EOC
-		"$REGISTRY_BIN" serve "$dir/config.yml" >>"$dir/registry.log" 2>&1 3>&- &
-		REGISTRY_PID=$!
+		"$REG_BIN" serve "$dir/config.yml" >>"$dir/registry.log" 2>&1 3>&- &
+		REG_PID=$!
 		REGISTRY=127.0.0.1:$port
-		export REGISTRY REGISTRY_DIR REGISTRY_PID REGISTRY_STORAGE
+		export REGISTRY REG_DIR REG_PID REG_STORAGE
 		local i
 		for i in $(seq 1 100); do
 			if curl -fsS -o /dev/null "http://$REGISTRY/v2/" 2>/dev/null; then
 				return 0
 			fi
-			if ! kill -0 "$REGISTRY_PID" 2>/dev/null; then
+			if ! kill -0 "$REG_PID" 2>/dev/null; then
 				break # exited: most likely the port was taken meanwhile
 			fi
 			sleep 0.1
 		done
-		kill -9 "$REGISTRY_PID" 2>/dev/null || true
-		wait "$REGISTRY_PID" 2>/dev/null || true
+		kill -9 "$REG_PID" 2>/dev/null || true
+		wait "$REG_PID" 2>/dev/null || true
 	done
 	echo "docker-registry did not start; its log:" >&2
 	cat "$dir/registry.log" >&2
@@ -84,31 +88,31 @@ EOC
 }
 
 registry_stop() {
-	if [ -n "${REGISTRY_PID:-}" ] && kill -0 "$REGISTRY_PID" 2>/dev/null; then
-		kill "$REGISTRY_PID" 2>/dev/null || true
+	if [ -n "${REG_PID:-}" ] && kill -0 "$REG_PID" 2>/dev/null; then
+		kill "$REG_PID" 2>/dev/null || true
 		local i
 		for i in $(seq 1 50); do
-			kill -0 "$REGISTRY_PID" 2>/dev/null || break
+			kill -0 "$REG_PID" 2>/dev/null || break
 			sleep 0.1
 		done
-		kill -9 "$REGISTRY_PID" 2>/dev/null || true
-		wait "$REGISTRY_PID" 2>/dev/null || true
+		kill -9 "$REG_PID" 2>/dev/null || true
+		wait "$REG_PID" 2>/dev/null || true
 	fi
-	REGISTRY_PID=
+	REG_PID=
 }
 
 registry_cleanup() {
 	registry_stop
 	proxy_stop
-	if [ -n "${REGISTRY_DIR:-}" ] && [ -d "$REGISTRY_DIR" ]; then
-		rm -rf "$REGISTRY_DIR"
+	if [ -n "${REG_DIR:-}" ] && [ -d "$REG_DIR" ]; then
+		rm -rf "$REG_DIR"
 	fi
-	REGISTRY_DIR=
+	REG_DIR=
 }
 
 registry_blob_path() {
 	local hex=${1#sha256:}
-	echo "$REGISTRY_STORAGE/docker/registry/v2/blobs/sha256/${hex:0:2}/$hex/data"
+	echo "$REG_STORAGE/docker/registry/v2/blobs/sha256/${hex:0:2}/$hex/data"
 }
 
 skopeo_push() {
@@ -122,12 +126,12 @@ skopeo_push() {
 # forwards at most RATE bytes per second per connection downstream, so that
 # a pull is reliably still transferring when a test kills something. Sets
 # PROXY (127.0.0.1:PORT) and PROXY_PID; it counts forwarded bytes in
-# $REGISTRY_DIR/proxy.bytes. When the upstream side closes, it closes the
+# $REG_DIR/proxy.bytes. When the upstream side closes, it closes the
 # client side at once.
 proxy_start() {
 	local rate=$1 port
 	port=$(free_port)
-	python3 - "$port" "${REGISTRY##*:}" "$rate" "$REGISTRY_DIR/proxy.bytes" >>"$REGISTRY_DIR/proxy.log" 2>&1 3>&- <<'PY' &
+	python3 - "$port" "${REGISTRY##*:}" "$rate" "$REG_DIR/proxy.bytes" >>"$REG_DIR/proxy.log" 2>&1 3>&- <<'PY' &
 import socket, sys, threading, time
 port, up, rate, counter = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 total = [0]
@@ -193,13 +197,14 @@ proxy_stop() {
 
 # proxy_wait_bytes N: wait (up to 60 s) until the proxy forwarded N bytes.
 proxy_wait_bytes() {
-	local i
+	local i n
 	for i in $(seq 1 600); do
-		if [ "$(cat "$REGISTRY_DIR/proxy.bytes" 2>/dev/null || echo 0)" -ge "$1" ]; then
+		n=$(cat "$REG_DIR/proxy.bytes" 2>/dev/null || true)
+		if [[ "$n" =~ ^[0-9]+$ ]] && [ "$n" -ge "$1" ]; then
 			return 0
 		fi
 		sleep 0.1
 	done
-	echo "the proxy forwarded only $(cat "$REGISTRY_DIR/proxy.bytes" 2>/dev/null || echo 0) bytes" >&2
+	echo "the proxy forwarded only $(cat "$REG_DIR/proxy.bytes" 2>/dev/null || echo 0) bytes" >&2
 	return 1
 }
