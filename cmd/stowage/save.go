@@ -63,7 +63,7 @@ func (c *saveRun) run(ctx context.Context, st *store.Store, args []string) error
 	opts := push.Options{Compression: comp, Jobs: jobs, TempDir: c.tmpDir, Insecure: !c.tlsVerify}
 	if !c.quiet {
 		opts.OnLayer = func(li push.LayerInfo) {
-			c.p.Errorf("exported layer %d %s: %s %s\n", li.Index, li.ID, li.BlobDigest, saveSize(li.Size))
+			c.p.Errorf("exported layer %d %s: %s %s\n", li.Index, li.ID, li.BlobDigest, humanBytes(li.Size))
 		}
 	}
 	res, err := push.Push(ctx, st, args[0], dest, opts)
@@ -72,7 +72,7 @@ func (c *saveRun) run(ctx context.Context, st *store.Store, args []string) error
 	}
 	if !c.quiet {
 		c.p.Errorf("wrote %s to %s: %d layers, %s (%s) in %s\n", args[0], dest, len(res.Layers),
-			saveSize(res.Bytes), comp, res.Duration.Round(time.Millisecond))
+			humanBytes(res.Bytes), comp, res.Duration.Round(time.Millisecond))
 	}
 	if c.json {
 		return c.p.JSON(map[string]any{
@@ -83,18 +83,4 @@ func (c *saveRun) run(ctx context.Context, st *store.Store, args []string) error
 	}
 	c.p.Printf("%s\n", res.ManifestDigest)
 	return nil
-}
-
-// saveSize formats n as B, KiB, MiB or GiB.
-func saveSize(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	v, i := float64(n), -1
-	for v >= unit && i < 2 {
-		v /= unit
-		i++
-	}
-	return fmt.Sprintf("%.1f %ciB", v, "KMG"[i])
 }
