@@ -5,4 +5,11 @@
 // OpenSource parses transport references ("oci:DIR[:REF]",
 // "oci-archive:FILE[:REF]", "docker-archive:FILE[:REF]",
 // "docker://HOST/REPO[:TAG|@DIGEST]").
+//
+// Locking: Pull takes no store lock itself (the store's methods do). It
+// holds Store.LockLayerFetch for each layer it creates, from before the
+// layer is fetched until it is committed or the pull fails, taking them in
+// parent order (base first). A layer's chain ID fixes all its ancestors,
+// so a pull holding the lock of a layer at depth n waits only for locks
+// at depths below n: pulls cannot deadlock on each other.
 package pull

@@ -29,6 +29,10 @@ type Options struct {
 	// Names are given to the image (NormalizeName them first); a name
 	// another image has moves to this one, as in containers/storage.
 	Names []string
+	// SourceNames, when Names is empty, names the image after what the
+	// source suggests (SuggestedNames: a docker-archive's tags, a registry
+	// reference).
+	SourceNames bool
 	// Jobs bounds the layers fetched, verified and extracted at once.
 	Jobs int
 	// Progress receives per-layer events; nil: none.
@@ -89,6 +93,9 @@ func Pull(ctx context.Context, st *store.Store, src source.Source, opts Options)
 	img, err := src.Image(ctx)
 	if err != nil {
 		return nil, err
+	}
+	if len(opts.Names) == 0 && opts.SourceNames {
+		opts.Names = SuggestedNames(img)
 	}
 	p := newPuller(st, src, img, opts)
 	if err := p.pullLayers(ctx); err != nil {

@@ -66,13 +66,7 @@ func (c *pullRun) run(ctx context.Context, st *store.Store, args []string) error
 		return err
 	}
 	defer src.Close()
-	if len(opts.Names) == 0 {
-		img, err := src.Image(ctx) // sources cache nothing big; resolving twice is cheap
-		if err != nil {
-			return err
-		}
-		opts.Names = pull.SuggestedNames(img)
-	}
+	opts.SourceNames = true
 	prog := c.newProgress()
 	opts.Progress = prog
 	res, err := pull.Pull(ctx, st, src, opts)
