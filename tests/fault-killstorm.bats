@@ -22,7 +22,7 @@ storm() {
 	faultkit_build
 	faultkit_tars
 	fault_tmpfs "$TESTDIR/fs" 2G
-	local kills=$((200 * FAULT_ROUNDS)) max=$((240 * FAULT_ROUNDS))
+	local kills=$((200 * FAULT_ROUNDS)) max=$((480 * FAULT_ROUNDS))
 	run "$FAULTKIT" storm --bin "$STORAGE_BINARY" --graph "$TESTDIR/fs/g" --run "$TESTDIR/fs/r" \
 		--driver "$1" --tars "$FAULT_TARS" --kills "$kills" --p 0.6 --max "${max}s" --acks-out "$TESTDIR/acks"
 	echo "$output"
