@@ -217,6 +217,13 @@ func (s *Store) DeleteContainer(ctx context.Context, nameOrID string) error {
 //
 // Locking: layers, images and containers held for writing.
 func (s *Store) deleteContainerLocked(ctx context.Context, id, layerID string) error {
+	if _, ok := s.layers.Get(layerID); ok {
+		// Read the mount table before changing anything: when it cannot
+		// be read (corrupt mountpoints.json) the container stays whole.
+		if _, err := s.layers.Mounts(ctx); err != nil {
+			return err
+		}
+	}
 	for _, d := range []string{s.containers.DataDir(id), filepath.Dir(s.containerRunDir(id))} {
 		if err := fsx.RemoveAll(d); err != nil {
 			return err
