@@ -60,6 +60,7 @@ var (
 	ErrLayerDataMissing            = errors.New("layer data item is missing")
 	ErrLayerMissing                = errors.New("layer is missing")
 	ErrLayerTarSplitMissing        = errors.New("layer tar-split data is missing")
+	ErrLayerDirMissing             = errors.New("layer directory is missing from the lower level storage driver")
 	ErrLayerParentDamaged          = errors.New("parent layer is damaged")
 	ErrImageLayerMissing           = errors.New("image layer is missing")
 	ErrImageDataMissing            = errors.New("image data item is missing")
@@ -198,6 +199,10 @@ func (s *Store) checkLocked(ctx context.Context, opts CheckOptions, r *CheckRepo
 					r.addLayer(ro, l.ID, fmt.Errorf("%slayer %s: data item %q: %w", desc, l.ID, key, err))
 				}
 			}
+			if !drv.Exists(l.ID) {
+				r.addLayer(ro, l.ID, fmt.Errorf("%slayer %s: %w", desc, l.ID, ErrLayerDirMissing))
+				continue
+			}
 			if opts.Quick || l.UncompressedDigest == "" {
 				continue
 			}
@@ -307,12 +312,19 @@ func (s *Store) checkLocked(ctx context.Context, opts CheckOptions, r *CheckRepo
 		}
 	}
 
+	// A layer younger than the maximum age may be part of an image being
+	// written right now: it and its ancestors count as referenced.
 	now := time.Now()
+	young := func(l *layer.Layer) bool {
+		return !l.Created.IsZero() && l.Created.Add(opts.MaxUnreferencedAge).After(now)
+	}
 	for _, l := range s.layers.All() {
-		if referenced[l.ID] {
-			continue
+		if young(l) {
+			markChain(l.ID)
 		}
-		if l.Created.IsZero() || !l.Created.Add(opts.MaxUnreferencedAge).After(now) {
+	}
+	for _, l := range s.layers.All() {
+		if !referenced[l.ID] {
 			r.addLayer(false, l.ID, fmt.Errorf("layer %s: %w", l.ID, ErrLayerUnreferenced))
 		}
 	}

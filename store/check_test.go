@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stowage/stowage/tarsplit"
 )
@@ -283,5 +284,59 @@ func TestCorruptLayersJSONCheckAndRepair(t *testing.T) {
 	}
 	if got := diff(child); !bytes.Equal(got, want) {
 		t.Fatal("re-created layer's diff differs")
+	}
+}
+
+func TestCheckYoungChildProtectsOldParent(t *testing.T) {
+	s, _ := openTest(t)
+	ctx := testCtx(t)
+	base, err := s.CreateLayer(ctx, LayerOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1100 * time.Millisecond)
+	child, err := s.CreateLayer(ctx, LayerOptions{Parent: base.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The base is older than a second, but a layer built on it is not: an
+	// image may be being written on top.
+	if r := mustCheck(t, s, CheckOptions{MaxUnreferencedAge: time.Second}); !r.Empty() {
+		t.Fatalf("report: %v", r.Layers)
+	}
+	r := mustCheck(t, s, CheckOptions{})
+	if len(r.Layers[base.ID]) != 1 || len(r.Layers[child.ID]) != 1 {
+		t.Fatalf("with max age 0: %v", r.Layers)
+	}
+	if _, errs := s.Repair(ctx, RepairOptions{}); len(errs) != 0 {
+		t.Fatalf("repair: %v", errs)
+	}
+	if ls, _ := s.Layers(ctx); len(ls) != 0 {
+		t.Fatalf("layers left: %d", len(ls))
+	}
+}
+
+func TestCheckDriverDirMissing(t *testing.T) {
+	s, opts, _, _, img, ctr := checkStore(t)
+	ctx := testCtx(t)
+	c, err := s.Container(ctx, ctr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(filepath.Join(opts.GraphRoot, "vfs", "dir", c.LayerID)); err != nil {
+		t.Fatal(err)
+	}
+	r := mustCheck(t, s, CheckOptions{Quick: true, MaxUnreferencedAge: DefaultMaxUnreferencedAge})
+	if !hasErr(r.Layers[c.LayerID], ErrLayerDirMissing, "layer "+c.LayerID+": layer directory is missing") || !hasErr(r.Containers[ctr], ErrLayerDirMissing, c.LayerID) || len(r.Images[img]) != 0 {
+		t.Fatalf("report: %+v", r)
+	}
+	if _, errs := s.Repair(ctx, RepairOptions{RemoveContainers: true, CheckOptions: CheckOptions{MaxUnreferencedAge: DefaultMaxUnreferencedAge}}); len(errs) != 0 {
+		t.Fatalf("repair: %v", errs)
+	}
+	if _, err := s.Image(ctx, img); err != nil {
+		t.Fatalf("intact image removed: %v", err)
+	}
+	if r := mustCheck(t, s, CheckOptions{MaxUnreferencedAge: DefaultMaxUnreferencedAge}); !r.Empty() {
+		t.Fatalf("after repair: %+v", r)
 	}
 }
