@@ -45,6 +45,7 @@ import (
 	"github.com/stowage/stowage/container"
 	"github.com/stowage/stowage/driver"
 	"github.com/stowage/stowage/image"
+	"github.com/stowage/stowage/internal/table"
 	"github.com/stowage/stowage/layer"
 	"github.com/stowage/stowage/tarsplit"
 )
@@ -564,6 +565,23 @@ func (s *Store) checkOrphansLocked(r *CheckReport) error {
 			}
 		}
 	}
+	for _, l := range s.layers.All() {
+		if err := scanDataFiles(s.layers.BigDataDir(l.ID), l.BigDataNames, r, r.Layers, "layer", l.ID); err != nil {
+			return err
+		}
+	}
+	for _, is := range s.rwImageStores() {
+		for _, img := range is.All() {
+			if err := scanDataFiles(is.DataDir(img.ID), img.BigDataNames, r, r.Images, "image", img.ID); err != nil {
+				return err
+			}
+		}
+	}
+	for _, c := range s.containers.All() {
+		if err := scanDataFiles(s.containers.DataDir(c.ID), c.BigDataNames, r, r.Containers, "container", c.ID); err != nil {
+			return err
+		}
+	}
 	for _, is := range s.rwImageStores() {
 		if err := scanOrphanDirs(is.Dir(), func(id string) bool { _, ok := is.Get(id); return ok }, r, r.Images, "image"); err != nil {
 			return err
@@ -584,6 +602,35 @@ func scanOrphanDirs(dir string, known func(string) bool, r *CheckReport, m map[s
 			r.addTemp(full)
 		case e.IsDir() && !known(e.Name()):
 			r.addOrphan(m, e.Name(), full, fmt.Errorf("%s %s: big-data directory %s %w", kind, e.Name(), full, ErrOrphanData))
+		}
+	}
+	return nil
+}
+
+// scanDataFiles reports the regular files of a record's big-data
+// directory that none of its big-data names maps to (subdirectories, such
+// as a container's userdata, are not big data and are left alone).
+func scanDataFiles(dir string, names []string, r *CheckReport, m map[string][]error, kind, id string) error {
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	want := map[string]bool{}
+	for _, n := range names {
+		if f, err := table.BigDataFileName(n); err == nil {
+			want[f] = true
+		}
+	}
+	for _, e := range ents {
+		full := filepath.Join(dir, e.Name())
+		switch {
+		case isTempName(e.Name()):
+			r.addTemp(full)
+		case e.Type().IsRegular() && !want[e.Name()]:
+			r.addOrphan(m, id, full, fmt.Errorf("%s %s: big-data file %s %w", kind, id, full, ErrOrphanData))
 		}
 	}
 	return nil

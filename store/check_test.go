@@ -340,3 +340,45 @@ func TestCheckDriverDirMissing(t *testing.T) {
 		t.Fatalf("after repair: %+v", r)
 	}
 }
+
+func TestCheckStrayDataFileKeepsRecord(t *testing.T) {
+	s, opts, base, _, img, ctr := checkStore(t)
+	ctx := testCtx(t)
+	stray := []string{
+		filepath.Join(opts.GraphRoot, "vfs-images", img, "stray"),
+		filepath.Join(opts.GraphRoot, "vfs-containers", ctr, "stray"),
+		filepath.Join(opts.GraphRoot, "vfs-layers", base, "stray"),
+	}
+	for _, p := range stray {
+		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := mustCheck(t, s, CheckOptions{Quick: true, MaxUnreferencedAge: DefaultMaxUnreferencedAge})
+	if !hasErr(r.Images[img], ErrOrphanData, stray[0]) || !hasErr(r.Containers[ctr], ErrOrphanData, stray[1]) || !hasErr(r.Layers[base], ErrOrphanData, stray[2]) {
+		t.Fatalf("report: %+v", r)
+	}
+	if _, errs := s.Repair(ctx, RepairOptions{RemoveContainers: true, CheckOptions: CheckOptions{MaxUnreferencedAge: DefaultMaxUnreferencedAge}}); len(errs) != 0 {
+		t.Fatalf("repair: %v", errs)
+	}
+	for _, p := range stray {
+		if _, err := os.Stat(p); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s kept: %v", p, err)
+		}
+	}
+	if _, err := s.Container(ctx, ctr); err != nil {
+		t.Fatalf("container removed: %v", err)
+	}
+	if _, err := s.Image(ctx, img); err != nil {
+		t.Fatalf("image removed: %v", err)
+	}
+	if _, err := s.Layer(ctx, base); err != nil {
+		t.Fatalf("layer removed: %v", err)
+	}
+	if r := mustCheck(t, s, CheckOptions{MaxUnreferencedAge: DefaultMaxUnreferencedAge}); !r.Empty() {
+		t.Fatalf("after repair: %+v", r)
+	}
+}

@@ -19,7 +19,9 @@ package store
 //   - driver layer directories no record accounts for, except those whose
 //     tar-split is intact: those get their record back instead;
 //   - orphan big-data directories and tar-split files (kept, and still
-//     reported, while a <table>.corrupt-* file sits beside their table);
+//     reported, while a <table>.corrupt-* file sits beside their table),
+//     and files in a record's big-data directory that are none of its
+//     items (the record stays);
 //   - leftover temporary files.
 //
 // Problems of read-only stores are reported and never touched.
@@ -98,7 +100,7 @@ func (s *Store) repairLocked(ctx context.Context, opts RepairOptions, r *CheckRe
 	if opts.RemoveContainers {
 		for _, id := range sortedKeys(r.Containers) {
 			c, ok := s.containers.Get(id)
-			if !ok {
+			if !ok || onlyErrors(r.Containers[id], ErrOrphanData) {
 				continue
 			}
 			if err := s.deleteContainerLocked(ctx, c.ID, c.LayerID); err != nil {
@@ -108,7 +110,7 @@ func (s *Store) repairLocked(ctx context.Context, opts RepairOptions, r *CheckRe
 	}
 	for _, id := range sortedKeys(r.Images) {
 		_, is, ok := s.lookupRWImageLocked(id)
-		if !ok || is == nil {
+		if !ok || is == nil || onlyErrors(r.Images[id], ErrOrphanData) {
 			continue
 		}
 		if idx := slices.IndexFunc(s.containers.All(), func(c *container.Container) bool { return c.ImageID == id }); idx >= 0 {
@@ -131,7 +133,10 @@ func (s *Store) repairLocked(ctx context.Context, opts RepairOptions, r *CheckRe
 		if _, ok := s.layers.Get(id); !ok {
 			continue
 		}
-		if slices.Contains(adopted, id) && onlyErrors(lerrs, ErrLayerUnreferenced, ErrLayerUnaccounted) {
+		if slices.Contains(adopted, id) && onlyErrors(lerrs, ErrLayerUnreferenced, ErrLayerUnaccounted, ErrOrphanData) {
+			continue
+		}
+		if onlyErrors(lerrs, ErrOrphanData) { // stray files beside an intact layer: removed below
 			continue
 		}
 		doomed = append(doomed, id)
