@@ -80,7 +80,7 @@ func (s *Store) Repair(ctx context.Context, opts RepairOptions) (*CheckReport, [
 		return nil, append(errs, err)
 	}
 	for _, id := range adopted {
-		r.Layers[id] = append([]error{fmt.Errorf("layer %s: %w: its record was re-created from its driver directory and tar-split", id, ErrLayerUnaccounted)}, r.Layers[id]...)
+		r.Layers[id] = append([]error{fmt.Errorf("layer %s: %w: its record was re-created from its driver directory (and tar-split) and the records naming it", id, ErrLayerUnaccounted)}, r.Layers[id]...)
 	}
 	return r, append(errs, s.repairLocked(ctx, opts, r, adopted)...)
 }
