@@ -152,5 +152,21 @@ func (s *Source) Blob(ctx context.Context, l source.Layer) (io.ReadCloser, error
 	if err != nil {
 		return nil, fmt.Errorf("%s: blob %s: %w", s.ref.Context(), l.Digest, err)
 	}
-	return rc, nil
+	return mismatchMapper{rc, l.Digest}, nil
+}
+
+// mismatchMapper marks the digest and size check go-containerregistry
+// makes at the end of a blob (its error type is internal, so the text is
+// matched) with source.ErrDigestMismatch.
+type mismatchMapper struct {
+	io.ReadCloser
+	d digest.Digest
+}
+
+func (m mismatchMapper) Read(p []byte) (int, error) {
+	n, err := m.ReadCloser.Read(p)
+	if err != nil && err != io.EOF && strings.Contains(err.Error(), "error verifying") {
+		err = fmt.Errorf("blob %s: %w: %w", m.d, err, source.ErrDigestMismatch)
+	}
+	return n, err
 }

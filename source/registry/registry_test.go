@@ -193,3 +193,45 @@ func TestIsLocal(t *testing.T) {
 		t.Error("an --insecure-registry host is not local")
 	}
 }
+
+// A registry that serves a blob whose bytes do not match its digest: the
+// read fails with ErrDigestMismatch.
+func TestRegistryCorruptBlob(t *testing.T) {
+	img, _ := random.Image(3000, 1)
+	ls, _ := img.Layers()
+	ld, _ := ls[0].Digest()
+	h := ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0)))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet || !strings.HasSuffix(r.URL.Path, "/blobs/"+ld.String()) {
+			h.ServeHTTP(w, r)
+			return
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, r)
+		body := rec.Body.Bytes()
+		if len(body) > 100 {
+			body[100] ^= 0xff
+		}
+		for k, v := range rec.Header() {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(rec.Code)
+		w.Write(body)
+	}))
+	t.Cleanup(srv.Close)
+	host := strings.TrimPrefix(srv.URL, "http://")
+	push(t, host+"/bad:1", img)
+	src, _ := Open(host+"/bad:1", Options{})
+	got, err := src.Image(bg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := src.Blob(bg, got.Layers[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	if _, err := io.ReadAll(rc); !errors.Is(err, source.ErrDigestMismatch) {
+		t.Fatalf("corrupt blob read: %v, want ErrDigestMismatch", err)
+	}
+}
