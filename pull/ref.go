@@ -19,6 +19,9 @@ type SourceOptions struct {
 	// Insecure lists registry hosts reached over plain HTTP besides
 	// localhost and loopback addresses.
 	Insecure []string
+	// AuthFile, if set, is the only file registry credentials are read
+	// from (podman's --authfile); else the usual locations are searched.
+	AuthFile string
 }
 
 // Transports lists the reference prefixes OpenSource accepts.
@@ -55,7 +58,11 @@ func OpenSource(ref string, opts SourceOptions) (source.Source, error) {
 		if !strings.HasPrefix(rest, "//") {
 			return nil, fmt.Errorf("image reference %q: want docker://HOST/REPO[:TAG]: %w", ref, source.ErrBadReference)
 		}
-		return registry.Open(rest[2:], registry.Options{Platform: opts.Platform, Insecure: opts.Insecure})
+		ropts := registry.Options{Platform: opts.Platform, Insecure: opts.Insecure}
+		if opts.AuthFile != "" {
+			ropts.Keychain = registry.FileKeychain(opts.AuthFile)
+		}
+		return registry.Open(rest[2:], ropts)
 	}
 	return nil, fmt.Errorf("image reference %q: transport %q is not one of %s: %w", ref, transport, strings.Join(Transports, " "), source.ErrUnsupported)
 }

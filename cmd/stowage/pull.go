@@ -26,6 +26,7 @@ type pullRun struct {
 	platform string
 	quiet    bool
 	insecure []string
+	authFile string
 }
 
 func (c *pullRun) addFlags(fs *flagSet) {
@@ -33,12 +34,13 @@ func (c *pullRun) addFlags(fs *flagSet) {
 	fs.stringVar(&c.platform, []string{"-platform"}, "Platform to pick from a multi-arch image, os/arch[/variant] (default linux/<this machine>)")
 	fs.boolVar(&c.quiet, []string{"-quiet", "q"}, "Print only the image ID: no progress or summary")
 	fs.listVar(&c.insecure, []string{"-insecure-registry"}, "Registry host:port to reach over plain HTTP (localhost and 127.0.0.1 always are)")
+	fs.stringVar(&c.authFile, []string{"-authfile"}, "Read registry credentials only from this auth.json")
 	c.jsonFlag(fs)
 }
 
 func (c *pullRun) run(ctx context.Context, st *store.Store, args []string) error {
 	var sopts pull.SourceOptions
-	sopts.Insecure = c.insecure
+	sopts.Insecure, sopts.AuthFile = c.insecure, c.authFile
 	if c.platform != "" {
 		p, err := source.ParsePlatform(c.platform)
 		if err != nil {

@@ -26,7 +26,7 @@ import (
 // running platform.
 type Options struct {
 	Platform v1.Platform    // zero: linux on runtime.GOARCH
-	Keychain authn.Keychain // nil: authn.DefaultKeychain
+	Keychain authn.Keychain // nil: DefaultKeychain()
 	// Insecure lists extra registry hosts ("host:port") reached over HTTP.
 	Insecure []string
 }
@@ -53,7 +53,7 @@ func Open(ref string, opts Options) (*Source, error) {
 		opts.Platform = source.DefaultPlatform()
 	}
 	if opts.Keychain == nil {
-		opts.Keychain = authn.DefaultKeychain
+		opts.Keychain = DefaultKeychain()
 	}
 	return &Source{ref: r, opts: opts}, nil
 }

@@ -167,6 +167,22 @@ func TestRegistryBasicAuth(t *testing.T) {
 		t.Fatalf("with auth.json: %v", err)
 	}
 	readAll(t, src, got.Layers[0])
+
+	// podman's login file is found behind a docker config.json that does
+	// not know the registry; and --authfile reads just one file.
+	t.Setenv("REGISTRY_AUTH_FILE", "")
+	os.MkdirAll(filepath.Join(home, ".docker"), 0o700)
+	os.WriteFile(filepath.Join(home, ".docker", "config.json"), []byte(`{"auths":{}}`), 0o600)
+	os.MkdirAll(filepath.Join(home, ".config", "containers"), 0o700)
+	os.Rename(auth, filepath.Join(home, ".config", "containers", "auth.json"))
+	src, _ = Open(host+"/private:1", Options{})
+	if _, err := src.Image(bg); err != nil {
+		t.Fatalf("with ~/.config/containers/auth.json behind docker's config.json: %v", err)
+	}
+	src, _ = Open(host+"/private:1", Options{Keychain: FileKeychain(filepath.Join(home, "missing.json"))})
+	if _, err := src.Image(bg); err == nil {
+		t.Fatal("an authfile without the registry still authenticated")
+	}
 }
 
 type basic struct{ user, pass string }
