@@ -10,8 +10,7 @@
 //	faultkit verify [flags]           verify a store (acks from --acks FILE)
 //	faultkit ext4-shutdown DIR        EXT4_IOC_SHUTDOWN with NOLOGFLUSH
 //
-// verify and storm exit 1 on inconsistencies, 3 when the only ones found
-// are those of a known bug (printed as KNOWN BUG lines).
+// verify and storm print one INCONSISTENT line per problem and exit 1.
 //
 // It uses only the standard library and talks to the store through the
 // CLI under test and its JSON files, so it checks stowage and the
@@ -19,7 +18,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"os"
 )
@@ -46,9 +44,6 @@ func main() {
 		err = cmdExt4Shutdown(args)
 	default:
 		err = fmt.Errorf("unknown command %q", os.Args[1])
-	}
-	if errors.Is(err, errKnown) {
-		os.Exit(3)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "faultkit:", err)

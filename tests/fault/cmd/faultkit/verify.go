@@ -131,7 +131,6 @@ type mountRec struct {
 // report collects what verify found.
 type report struct {
 	problems []string
-	known    []string // inconsistencies of a known, reported bug
 	notes    []string
 }
 
@@ -220,14 +219,6 @@ func verify(c *storeCfg, acks ackSet, o verifyOpts) *report {
 			r.bad("container %s: image %s missing", x.ID, x.Image)
 		}
 		if _, ok := lm[x.Layer]; !ok {
-			if a := acks["container/"+x.ID]; a != nil && a.state == "maybe" {
-				// DeleteContainer marks the layer incomplete and saves
-				// layers.json before it removes the container record; a
-				// kill in between leaves the record and the next open
-				// removes the layer (store/delete.go deleteContainerLocked).
-				r.known = append(r.known, fmt.Sprintf("container %s (its delete-container was killed): layer %s missing", x.ID, x.Layer))
-				continue
-			}
 			r.bad("container %s: layer %s missing", x.ID, x.Layer)
 		}
 	}
@@ -421,9 +412,6 @@ func verify(c *storeCfg, acks ackSet, o verifyOpts) *report {
 	return r
 }
 
-// errKnown makes faultkit exit 3: only inconsistencies of known bugs.
-var errKnown = errors.New("only known-bug inconsistencies")
-
 // print writes the report and returns an error when it found problems.
 func (r *report) print() error {
 	for _, n := range r.notes {
@@ -432,15 +420,8 @@ func (r *report) print() error {
 	for _, p := range r.problems {
 		fmt.Println("INCONSISTENT:", p)
 	}
-	for _, p := range r.known {
-		fmt.Println("KNOWN BUG:", p)
-	}
 	if len(r.problems) > 0 {
 		return fmt.Errorf("%d inconsistencies", len(r.problems))
-	}
-	if len(r.known) > 0 {
-		fmt.Printf("verify: 0 new inconsistencies, %d of a known bug\n", len(r.known))
-		return errKnown
 	}
 	fmt.Println("verify: 0 inconsistencies")
 	return nil
