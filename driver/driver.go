@@ -58,8 +58,13 @@ type CreateOptions struct {
 
 // MountOptions describe one Get.
 type MountOptions struct {
-	MountLabel     string
-	Options        []string // e.g. "ro"; vfs rejects everything else
+	MountLabel string
+	Options    []string // e.g. "ro"; vfs rejects everything else
+	// UIDMap and GIDMap, when set, ask for the lowers to be shifted at
+	// mount time (idmapped mounts): their files are owned by unmapped
+	// IDs and appear owned through these maps. Only a driver whose
+	// Shifter capability reports true honours them; others fail. The
+	// store sets them only for a container whose layer is unmapped.
 	UIDMap, GIDMap []idmap.IDMap
 }
 
@@ -132,6 +137,16 @@ type TempDirRecoverer interface {
 // (lookup, root open, openat2) per file.
 type DiffDirGetter interface {
 	DiffDir(id string) (string, error)
+}
+
+// Shifter is an optional capability of drivers that can shift IDs at
+// mount time (overlay with idmapped lower mounts). When SupportsShifting
+// reports true the store keeps layers unmapped on disk and lets Get map
+// a container's lowers through its maps, as containers/storage does;
+// otherwise layers are chowned to their maps when written. Added with
+// the overlay ID-mapping work.
+type Shifter interface {
+	SupportsShifting() bool
 }
 
 // New constructs a driver.

@@ -21,19 +21,11 @@ func (s *Store) CreateContainer(ctx context.Context, opts ContainerOptions) (*co
 	// Like upstream, creating a container with ID mappings holds
 	// userns.lock over the whole creation (spec §7.3).
 	userns := len(opts.IDMapping.UIDMap) > 0 || len(opts.IDMapping.GIDMap) > 0
-	unlock, err := s.lockStores(ctx, lockSpec{layers: modeWrite, images: modeRead, containers: modeWrite, userns: userns})
+	unlock, err := s.lockStores(ctx, lockSpec{layers: modeWrite, images: modeWrite, containers: modeWrite, userns: userns})
 	if err != nil {
 		return nil, err
 	}
 	defer unlock()
-	imageID, top := "", ""
-	if opts.Image != "" {
-		img, _, ok := s.lookupImageLocked(opts.Image)
-		if !ok {
-			return nil, imageUnknown(opts.Image)
-		}
-		imageID, top = img.ID, img.TopLayer
-	}
 	id := opts.ID
 	if id == "" {
 		if id, err = newID(func(x string) bool { _, ok := s.containers.Get(x); return ok }); err != nil {
@@ -49,12 +41,43 @@ func (s *Store) CreateContainer(ctx context.Context, opts ContainerOptions) (*co
 			return nil, fmt.Errorf("the container name %q is already in use by %s: %w", n, holder.ID, ErrDuplicateName)
 		}
 	}
+	// The container records the asked-for maps (or the store's); its
+	// layer is owned as idmaps.go describes.
 	uid, gid := s.defaultMaps(opts.IDMapping, nil)
+	want := opts.IDMapping
+	if want.HostUIDMapping {
+		want.UIDMap = nil
+	}
+	if want.HostGIDMapping {
+		want.GIDMap = nil
+	}
+	imageID, top := "", ""
+	layerUID, layerGID := uid, gid
+	if opts.Image != "" {
+		img, is, ok := s.lookupImageLocked(opts.Image)
+		if !ok {
+			return nil, imageUnknown(opts.Image)
+		}
+		imageID = img.ID
+		if img.TopLayer != "" {
+			tl, err := s.topLayerForMappingLocked(ctx, img, is, want)
+			if err != nil {
+				return nil, err
+			}
+			top = tl.ID
+			if !want.HostUIDMapping && len(want.UIDMap) == 0 {
+				layerUID = tl.UIDMap
+			}
+			if !want.HostGIDMapping && len(want.GIDMap) == 0 {
+				layerGID = tl.GIDMap
+			}
+		}
+	}
 	volatile := opts.Volatile || s.opts.TransientStore
 	l, err := s.createLayerLocked(ctx, LayerOptions{
 		Parent:     top,
 		MountLabel: opts.MountLabel,
-		IDMapping:  IDMappingOptions{HostUIDMapping: uid == nil, HostGIDMapping: gid == nil, UIDMap: uid, GIDMap: gid},
+		IDMapping:  IDMappingOptions{HostUIDMapping: layerUID == nil, HostGIDMapping: layerGID == nil, UIDMap: layerUID, GIDMap: layerGID},
 	}, volatile)
 	if err != nil {
 		return nil, err

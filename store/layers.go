@@ -99,6 +99,10 @@ func (s *Store) planLayerLocked(opts LayerOptions) (*layerPlan, error) {
 		return nil, mapTableErr(err)
 	}
 	p.uidMap, p.gidMap = s.defaultMaps(opts.IDMapping, p.parent)
+	if s.canShift(p.uidMap, p.gidMap) {
+		// The driver shifts at mount time: layers stay unmapped (idmaps.go).
+		p.uidMap, p.gidMap = nil, nil
+	}
 	p.create = driver.CreateOptions{MountLabel: opts.MountLabel, UIDMap: p.uidMap, GIDMap: p.gidMap, ReadWrite: !opts.ReadOnly}
 	if p.parent != nil {
 		p.create.ParentUIDMap, p.create.ParentGIDMap = p.parent.UIDMap, p.parent.GIDMap

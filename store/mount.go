@@ -16,8 +16,9 @@ import (
 	"github.com/stowage/stowage/layer"
 )
 
-// mountTargetLocked resolves a container (to its layer and mappings) or a
-// layer of the primary store.
+// mountTargetLocked resolves a container (to its layer and the maps the
+// driver must shift its lowers through, see mountMaps) or a layer of the
+// primary store (no shifting: its files carry its maps).
 //
 // Locking: layers and containers held.
 func (s *Store) mountTargetLocked(nameOrID string) (*layer.Layer, []idmap.IDMap, []idmap.IDMap, error) {
@@ -29,7 +30,7 @@ func (s *Store) mountTargetLocked(nameOrID string) (*layer.Layer, []idmap.IDMap,
 		return l, c.UIDMap, c.GIDMap, nil
 	}
 	if l, ok := s.layers.Lookup(nameOrID); ok {
-		return l, l.UIDMap, l.GIDMap, nil
+		return l, nil, nil, nil
 	}
 	if _, _, ok := s.lookupLayerLocked(nameOrID); ok {
 		return nil, nil, nil, fmt.Errorf("layer %s: mounting a read-only store's layer read-write: %w", nameOrID, ErrStoreIsReadOnly)
@@ -45,7 +46,11 @@ func (s *Store) Mount(ctx context.Context, nameOrID string, opts MountOptions) (
 		return "", err
 	}
 	defer unlock()
-	l, uid, gid, err := s.mountTargetLocked(nameOrID)
+	l, cuid, cgid, err := s.mountTargetLocked(nameOrID)
+	if err != nil {
+		return "", err
+	}
+	uid, gid, err := s.mountMaps(l, cuid, cgid)
 	if err != nil {
 		return "", err
 	}
@@ -103,7 +108,7 @@ func (s *Store) MountImage(ctx context.Context, nameOrID string, opts MountOptio
 	if !ok {
 		return "", fmt.Errorf("locating layer with ID %q: %w", img.TopLayer, ErrLayerUnknown)
 	}
-	mo := driver.MountOptions{MountLabel: opts.MountLabel, Options: opts.Options, UIDMap: l.UIDMap, GIDMap: l.GIDMap}
+	mo := driver.MountOptions{MountLabel: opts.MountLabel, Options: opts.Options} // an image's files carry its maps
 	if l.ReadOnly {
 		return s.graphDriver().Get(ctx, l.ID, mo) // read-only stores are not counted in our mountpoints.json
 	}

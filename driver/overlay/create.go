@@ -45,19 +45,52 @@ func (d *Driver) diffAttrs(parent string, uidMap, gidMap []idmap.IDMap) (mode ui
 // Create makes layer id on parent: H/<id> (0700) with diff (the parent's
 // diff mode and owner, else 0555 owned by the mapped root), the link file
 // and l/ symlink, work and merged, and empty (base layer) or lower and
-// lower-layers (child). It fails if the layer directory exists; on error
-// nothing of the new layer remains. MountLabel is ignored.
+// lower-layers (child). When the parent's files are owned in other maps
+// (opts.ParentUIDMap/GIDMap differ from opts.UIDMap/GIDMap) the parent's
+// view is re-owned into diff1 (see reown). A leftover directory of the
+// same ID (a layer whose record was lost) is removed first, as upstream
+// does. On error nothing of the new layer remains. MountLabel is ignored.
 func (d *Driver) Create(ctx context.Context, id, parent string, opts driver.CreateOptions) error {
+	if err := checkID(id); err != nil {
+		return err
+	}
+	base := d.homes.BaseFor(opts.ReadWrite)
+	if err := d.removeIn(base, id); err != nil {
+		return fmt.Errorf("overlay create %s: removing a leftover directory: %w", id, err)
+	}
 	if err := d.create(ctx, id, parent, opts, true); err != nil {
 		return fmt.Errorf("overlay create %s: %w", id, err)
 	}
+	if err := d.reownIfNeeded(ctx, base, id, parent, opts); err != nil {
+		_ = d.removeIn(base, id) // err is what the caller needs
+		return fmt.Errorf("overlay create %s: %w", id, err)
+	}
 	if !opts.Volatile {
-		if err := syncLayout(d.homes.BaseFor(opts.ReadWrite), id); err != nil {
-			_ = d.removeIn(d.homes.BaseFor(opts.ReadWrite), id) // the flush error is what the caller needs
+		if err := syncLayout(base, id); err != nil {
+			_ = d.removeIn(base, id) // the flush error is what the caller needs
 			return fmt.Errorf("overlay create %s: flushing: %w", id, err)
 		}
 	}
 	return nil
+}
+
+// needsReown reports whether a child of parent created with opts must
+// re-own the parent's view.
+func needsReown(parent string, opts driver.CreateOptions) bool {
+	return parent != "" && !driver.ShiftFor(opts).Identity()
+}
+
+// reownIfNeeded re-owns the new layer base/<id> (see reown) when its maps
+// differ from its parent's, and flushes the copy unless volatile.
+func (d *Driver) reownIfNeeded(ctx context.Context, base, id, parent string, opts driver.CreateOptions) error {
+	if !needsReown(parent, opts) {
+		return nil
+	}
+	dir := filepath.Join(base, id)
+	if err := d.reown(ctx, dir, driver.ShiftFor(opts)); err != nil {
+		return err
+	}
+	return driver.FlushLayer(ctx, filepath.Join(dir, numberedDiff(1)), d.syncFor(opts), opts.Volatile)
 }
 
 // create makes the layout of id; withDiff false leaves diff/ out (the
@@ -254,7 +287,8 @@ func (d *Driver) lowerIDs(id string) ([]string, error) {
 	return ids, nil
 }
 
-// lowerDirs returns the diff dirs of id's lowers, nearest first; a
+// lowerDirs returns the diff dirs of id's lowers, nearest first, each
+// followed by its diff1, diff2... (ID-remapped copies, see reown); a
 // missing lower is an error.
 func (d *Driver) lowerDirs(id string) ([]string, error) {
 	ids, err := d.lowerIDs(id)
@@ -267,9 +301,27 @@ func (d *Driver) lowerDirs(id string) ([]string, error) {
 		if err != nil {
 			return nil, fmt.Errorf("lower of %s: %w", id, err)
 		}
-		dirs = append(dirs, filepath.Join(ldir, diffName))
+		extra, err := ownExtraDiffs(ldir)
+		if err != nil {
+			return nil, fmt.Errorf("lower of %s: %w", id, err)
+		}
+		dirs = append(append(dirs, filepath.Join(ldir, diffName)), extra...)
 	}
 	return dirs, nil
+}
+
+// mountLowers returns what a mount of the layer in dir stacks under its
+// diff: its own diff1, diff2..., then lowerDirs.
+func (d *Driver) mountLowers(dir, id string) ([]string, error) {
+	extra, err := ownExtraDiffs(dir)
+	if err != nil {
+		return nil, err
+	}
+	lowers, err := d.lowerDirs(id)
+	if err != nil {
+		return nil, err
+	}
+	return append(extra, lowers...), nil
 }
 
 // Remove deletes layer id from the read-write homes: its l/ symlink, then
@@ -303,5 +355,10 @@ func (d *Driver) removeIn(base, id string) error {
 		}
 	}
 	_ = unmount(filepath.Join(dir, mergedName)) // usually not mounted
+	// Idmapped mounts left by a crash show other layers: never remove
+	// through them.
+	if err := removeMapped(filepath.Join(dir, mappedName)); err != nil {
+		return fmt.Errorf("idmapped mounts under %s: %w", dir, err)
+	}
 	return removeTree(base, dir)
 }

@@ -324,7 +324,7 @@ func (d *Driver) mountRO(target, id string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	lowers, err := d.lowerDirs(id)
+	lowers, err := d.mountLowers(dir, id)
 	if err != nil {
 		return "", err
 	}
@@ -385,25 +385,56 @@ func (v layerView) nativeDiff(ctx context.Context, w io.Writer, opts archive.Exp
 	return bw.Flush()
 }
 
-// OpenFile opens the regular file at path inside layer id's diff dir.
-// Resolution is confined to the diff: ".." and symlinks cannot leave it.
-// DiffDir returns layer id's diff directory (driver.DiffDirGetter).
+// DiffDir returns layer id's diff directory (driver.DiffDirGetter). An
+// ID-remapped copy (one with diff1, see reown) has its files spread over
+// diff, diff1 and the layer it copies: it fails wrapping
+// driver.ErrNotSupported, and OpenFile serves it.
 func (d *Driver) DiffDir(id string) (string, error) {
 	dir, _, err := d.lookup(id)
 	if err != nil {
 		return "", err
 	}
+	extra, err := ownExtraDiffs(dir)
+	if err != nil {
+		return "", err
+	}
+	if len(extra) > 0 {
+		return "", fmt.Errorf("overlay layer %s is an ID-remapped copy: its files are not in one directory: %w", id, driver.ErrNotSupported)
+	}
 	return filepath.Join(dir, diffName), nil
 }
 
+// OpenFile opens the regular file at path inside layer id's diff dir
+// (for an ID-remapped copy: diff, diff1..., then its lowers).
+// Resolution is confined to each dir: ".." and symlinks cannot leave it.
 func (d *Driver) OpenFile(id, name string) (io.ReadCloser, error) {
 	dir, _, err := d.lookup(id)
 	if err != nil {
 		return nil, err
 	}
-	f, err := driver.OpenRegularInRoot(filepath.Join(dir, diffName), name, false)
+	roots := []string{filepath.Join(dir, diffName)}
+	extra, err := ownExtraDiffs(dir)
 	if err != nil {
-		return nil, fmt.Errorf("overlay open %q in layer %s: %w", name, id, err)
+		return nil, err
 	}
-	return f, nil
+	if len(extra) > 0 {
+		// An ID-remapped copy (reown): its files are in diff1 when their
+		// owner changed, else still in the layer it copies.
+		lowers, err := d.lowerDirs(id)
+		if err != nil {
+			return nil, err
+		}
+		roots = append(append(roots, extra...), lowers...)
+	}
+	var firstErr error
+	for _, root := range roots {
+		f, err := driver.OpenRegularInRoot(root, name, false)
+		if err == nil {
+			return f, nil
+		}
+		if firstErr == nil {
+			firstErr = err
+		}
+	}
+	return nil, fmt.Errorf("overlay open %q in layer %s: %w", name, id, firstErr)
 }

@@ -28,7 +28,11 @@ func (d *Driver) mergedDir(dir, id string, writable bool) string {
 // Get mounts layer id and returns its merged dir. A layer this process
 // already mounted only gains a count. Options are the caller's, else
 // mountopt (see planMount); "ro" mounts diff as the top lower with no
-// upper. The mount is made through the new mount API (one "lowerdir+" per
+// upper. Under diff are the layer's own diff1, diff2... then each lower's
+// diff and diffN. With opts.UIDMap/GIDMap the lowers (never the upper)
+// are seen through idmapped clones of their homes mounted under
+// <layer>/mapped while the overlay is made (see SupportsShifting); without
+// shifting support that fails wrapping driver.ErrNotSupported. The mount is made through the new mount API (one "lowerdir+" per
 // lower, so 500 lowers fit), falling back to mount(2).
 func (d *Driver) Get(ctx context.Context, id string, opts driver.MountOptions) (string, error) {
 	dir, writable, err := d.lookup(id)
@@ -44,7 +48,7 @@ func (d *Driver) Get(ctx context.Context, id string, opts driver.MountOptions) (
 			return merged, nil
 		}
 	}
-	lowers, err := d.lowerDirs(id)
+	lowers, err := d.mountLowers(dir, id)
 	if err != nil {
 		return "", err
 	}
@@ -63,6 +67,17 @@ func (d *Driver) Get(ctx context.Context, id string, opts driver.MountOptions) (
 	}
 	if err := d.prepareMountDirs(dir, merged, plan); err != nil {
 		return "", fmt.Errorf("overlay layer %s: %w", id, err)
+	}
+	if len(opts.UIDMap) > 0 || len(opts.GIDMap) > 0 {
+		if !d.SupportsShifting() {
+			return "", fmt.Errorf("overlay layer %s: ID-mapped mount asked for, but idmapped lowers are unavailable (not root, %s=yes, or the kernel lacks them): %w", id, disableIDMapEnv, driver.ErrNotSupported)
+		}
+		mappedDir := filepath.Join(filepath.Dir(merged), mappedName)
+		cleanup, err := d.mapLowers(&plan, filepath.Join(dir, diffName), mappedDir, opts.UIDMap, opts.GIDMap)
+		if err != nil {
+			return "", fmt.Errorf("overlay layer %s: idmapped lowers: %w", id, err)
+		}
+		defer cleanup() // the overlay mount keeps its own references
 	}
 	if err := d.mount(plan, merged); err != nil {
 		return "", fmt.Errorf("overlay mount of %s: %w", id, err)
@@ -231,7 +246,13 @@ func (d *Driver) Put(ctx context.Context, id string) error {
 		return nil
 	}
 	delete(d.counts, id)
-	if err := unmount(d.mergedDir(dir, id, writable)); err != nil {
+	merged := d.mergedDir(dir, id, writable)
+	if err := unmount(merged); err != nil {
+		return fmt.Errorf("overlay put %s: %w", id, err)
+	}
+	// Idmapped mounts are detached once the overlay is made; a crash in
+	// between leaves them, and the last Put takes them away.
+	if err := removeMapped(filepath.Join(filepath.Dir(merged), mappedName)); err != nil {
 		return fmt.Errorf("overlay put %s: %w", id, err)
 	}
 	return nil

@@ -48,11 +48,15 @@ type Driver struct {
 
 	mu     sync.Mutex
 	counts map[string]int // guarded by mu: in-process Get count per layer
+
+	idmapOnce sync.Once // guards idmapOK: the idmapped-lower probe runs once
+	idmapOK   bool
 }
 
 var (
 	_ driver.Driver           = (*Driver)(nil)
 	_ driver.TempDirRecoverer = (*Driver)(nil)
+	_ driver.Shifter          = (*Driver)(nil)
 )
 
 // New constructs the overlay driver: it checks that the kernel has overlay
@@ -301,7 +305,7 @@ func (d *Driver) Status() [][2]string {
 		{"Supports d_type", "true"},
 		{"Native Overlay Diff", strconv.FormatBool(!d.naiveDiff)},
 		{"Using metacopy", strconv.FormatBool(d.metacopy)},
-		{"Supports shifting", "false"},
+		{"Supports shifting", strconv.FormatBool(d.SupportsShifting())},
 		{"Supports volatile", "true"},
 	}
 }

@@ -39,6 +39,17 @@ func (d *Driver) StageDiff(ctx context.Context, parent string, blob io.Reader, o
 	if err != nil {
 		return nil, err
 	}
+	// Over a parent owned in other maps, the root starts as the parent's
+	// re-owned, as reown leaves the layer's diff1.
+	shift := driver.ShiftFor(create)
+	shift.ToUID, shift.ToGID = uidMap, gidMap
+	if parent != "" && !shift.Identity() {
+		if uid, gid, err = shift.Remap(uid, gid); err != nil {
+			if uid, gid, err = rootPair(uidMap, gidMap); err != nil {
+				return nil, err
+			}
+		}
+	}
 	base := d.homes.BaseFor(create.ReadWrite)
 	if err := d.makeHome(base); err != nil {
 		return nil, err
@@ -51,8 +62,9 @@ func (d *Driver) StageDiff(ctx context.Context, parent string, blob io.Reader, o
 	})
 }
 
-// CommitStaged makes s layer id on parent: Create's layout without diff,
-// then the staged dir renamed to H/<id>/diff (never replacing), H fsynced.
+// CommitStaged makes s layer id on parent: Create's layout without diff
+// (with diff1 when the parent's view is re-owned, see Create), then the
+// staged dir renamed to H/<id>/diff (never replacing), H fsynced.
 // opts must be StageDiff's CreateOptions (ReadWrite picks the home that
 // holds the staging dir). On error nothing of id remains.
 //
@@ -68,10 +80,22 @@ func (d *Driver) CommitStaged(ctx context.Context, id, parent string, s *driver.
 	if _, err := os.Lstat(filepath.Join(base, id)); err == nil {
 		return fmt.Errorf("overlay commit %s: %w", id, os.ErrExist)
 	}
-	if err := d.create(ctx, id, parent, opts, false); err != nil {
+	reown := needsReown(parent, opts)
+	if err := d.create(ctx, id, parent, opts, reown); err != nil {
 		return fmt.Errorf("overlay commit %s: %w", id, err)
 	}
 	diff := filepath.Join(base, id, diffName)
+	if reown {
+		// The parent's view, re-owned, goes to diff1 under the staged diff.
+		err := d.reownIfNeeded(ctx, base, id, parent, opts)
+		if err == nil {
+			err = os.Remove(diff)
+		}
+		if err != nil {
+			_ = d.removeIn(base, id) // err is what the caller needs
+			return fmt.Errorf("overlay commit %s: %w", id, err)
+		}
+	}
 	if err := driver.RenameNoReplace(s.Dir, diff); err != nil {
 		_ = d.removeIn(base, id) // the error below is what the caller needs
 		return fmt.Errorf("overlay commit %s: %w", id, err)

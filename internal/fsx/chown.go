@@ -17,5 +17,16 @@ func ShiftOwners(ctx context.Context, root string, remap Remap) error {
 	if remap == nil {
 		return nil
 	}
-	return shiftOwners(ctx, root, remap)
+	return shiftOwners(ctx, root, remap, false)
+}
+
+// ShiftOwnersPerName is ShiftOwners re-owning every name of a
+// multiply-linked file from its own stat. Through an overlay mount,
+// re-owning one name of a lower file's hard links copies up only that
+// name, so each name needs its own chown.
+func ShiftOwnersPerName(ctx context.Context, root string, remap Remap) error {
+	if remap == nil {
+		return nil
+	}
+	return shiftOwners(ctx, root, remap, true)
 }

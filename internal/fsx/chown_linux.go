@@ -16,12 +16,13 @@ const capabilityXattr = "security.capability"
 
 // shifter holds the state of one ShiftOwners call.
 type shifter struct {
-	remap Remap
-	seen  map[inodeKey]bool // multiply-linked files already re-owned
+	remap   Remap
+	seen    map[inodeKey]bool // multiply-linked files already re-owned
+	perName bool              // re-own every name, not each inode once
 }
 
-func shiftOwners(ctx context.Context, root string, remap Remap) error {
-	s := &shifter{remap: remap, seen: map[inodeKey]bool{}}
+func shiftOwners(ctx context.Context, root string, remap Remap, perName bool) error {
+	s := &shifter{remap: remap, seen: map[inodeKey]bool{}, perName: perName}
 	return filepath.WalkDir(root, func(path string, _ fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -40,7 +41,7 @@ func (s *shifter) shift(path string) error {
 		return &os.PathError{Op: "lstat", Path: path, Err: err}
 	}
 	isDir := st.Mode&unix.S_IFMT == unix.S_IFDIR
-	if !isDir && st.Nlink > 1 {
+	if !isDir && st.Nlink > 1 && !s.perName {
 		k := inodeKey{dev: uint64(st.Dev), ino: st.Ino}
 		if s.seen[k] {
 			return nil

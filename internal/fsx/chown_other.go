@@ -7,6 +7,6 @@ import (
 	"fmt"
 )
 
-func shiftOwners(ctx context.Context, root string, remap Remap) error {
+func shiftOwners(ctx context.Context, root string, remap Remap, perName bool) error {
 	return fmt.Errorf("shift owners of %s: %w", root, ErrNotSupported)
 }

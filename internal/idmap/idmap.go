@@ -5,6 +5,7 @@ package idmap
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -93,4 +94,23 @@ func RootPair(uidMap, gidMap []IDMap) (uid, gid int, err error) {
 		return -1, -1, err
 	}
 	return uid, gid, nil
+}
+
+// Contiguous reports whether the ranges, taken in container-ID order, form
+// one unbroken range on both sides (each starts where the previous one
+// ends, in container and in host IDs). An empty mapping is contiguous.
+// containers/storage only shifts IDs at mount time for such mappings.
+func Contiguous(maps []IDMap) bool {
+	if len(maps) < 2 {
+		return true
+	}
+	s := slices.Clone(maps)
+	slices.SortFunc(s, func(a, b IDMap) int { return a.ContainerID - b.ContainerID })
+	for i := 1; i < len(s); i++ {
+		prev := s[i-1]
+		if s[i].ContainerID != prev.ContainerID+prev.Size || s[i].HostID != prev.HostID+prev.Size {
+			return false
+		}
+	}
+	return true
 }
