@@ -186,6 +186,11 @@ PY
 
 @test "import-layer: a ./ entry's metadata is applied to the layer root, ./ names survive in the diff" {
 	require_root
+	if [ "$STORAGE_DRIVER" = overlay ]; then
+		# verified against containers-storage 1.43 on overlay: it keeps
+		# the diff root it created (0555 root:root) too
+		skip "overlay keeps the layer root's own mode and owner, as containers-storage 1.43 does"
+	fi
 	src="$TESTDIR/dotsrc"
 	mkdir -p "$src/sub"
 	echo a >"$src/sub/f"

@@ -10,10 +10,12 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/stowage/stowage/driver/drivertest"
+	"github.com/stowage/stowage/internal/idmap"
 	"github.com/stowage/stowage/store"
 )
 
@@ -138,4 +140,70 @@ func BenchmarkMount100(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(mountTime.Nanoseconds())/float64(b.N), "mount-ns/op")
+}
+
+// The store's two ID-mapping modes on overlay: with idmapped lowers a
+// container's layer stays unmapped and Mount shows the image through the
+// container's maps; with _CONTAINERS_OVERLAY_DISABLE_IDMAP=yes the
+// container sits on a chowned mapped copy of the image's top layer.
+func TestStoreContainerMaps(t *testing.T) {
+	maps := []idmap.IDMap{{ContainerID: 0, HostID: 3000, Size: 100}}
+	for _, mode := range []string{"idmapped lowers", "mapped copies"} {
+		t.Run(mode, func(t *testing.T) {
+			if mode == "mapped copies" {
+				t.Setenv("_CONTAINERS_OVERLAY_DISABLE_IDMAP", "yes")
+			} else {
+				t.Setenv("_CONTAINERS_OVERLAY_DISABLE_IDMAP", "")
+			}
+			s := openStore(t)
+			ctx := context.Background()
+			blob := drivertest.Tar(t, drivertest.Entry{Name: "f", Body: "x", UID: 7, GID: 8})
+			l, err := s.PutLayer(ctx, bytes.NewReader(blob), store.LayerOptions{ReadOnly: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			img, err := s.CreateImage(ctx, store.ImageOptions{TopLayer: l.ID})
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, err := s.CreateContainer(ctx, store.ContainerOptions{Image: img.ID, IDMapping: store.IDMappingOptions{UIDMap: maps, GIDMap: maps}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			cl, err := s.Layer(ctx, c.LayerID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			img, err = s.Image(ctx, img.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			shifted := len(cl.UIDMap) == 0
+			if mode == "mapped copies" && (shifted || len(img.MappedTopLayers) != 1) {
+				t.Fatalf("container layer maps %v, mapped-layers %v: want a mapped copy", cl.UIDMap, img.MappedTopLayers)
+			}
+			if mode == "idmapped lowers" {
+				if !shifted {
+					t.Skip("no idmapped lowers here: the container layer was chowned")
+				}
+				if cl.Parent != l.ID || len(img.MappedTopLayers) != 0 {
+					t.Fatalf("container layer on %s, mapped-layers %v: want the top layer itself", cl.Parent, img.MappedTopLayers)
+				}
+			}
+			mnt, err := s.Mount(ctx, c.ID, store.MountOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			fi, err := os.Stat(filepath.Join(mnt, "f"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st := fi.Sys().(*syscall.Stat_t); st.Uid != 3007 || st.Gid != 3008 {
+				t.Errorf("f owned by %d:%d in the container, want 3007:3008", st.Uid, st.Gid)
+			}
+			if _, err := s.Unmount(ctx, c.ID, false); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
 }
