@@ -16,6 +16,11 @@
 //	              v1.43 and podman 4.3 read)
 //	lower-layers  parent IDs joined by ':', nearest first (what upstream
 //	              reads first)
+//	diff1/ ...    only in a layer whose maps differ from its parent's: the
+//	              parent's view re-owned into the layer's maps (v1.43's
+//	              UpdateLayerIDMap layout), stacked under diff
+//	mapped/<n>/   idmapped clones of the homes, mounted only while a
+//	              container's overlay is being made (then detached)
 //
 // New layers always get both lower files, and they always agree. Lowers
 // are read from lower-layers, else from lower through the l/ symlinks, so
@@ -27,6 +32,12 @@
 // classic mount(2) is used. The home is bind-mounted onto itself and made
 // private at construction (unless skip_mount_home=true) and unmounted by
 // Cleanup.
+//
+// ID mappings (idmap_linux.go): with idmapped lowers (SupportsShifting:
+// root, the kernel can, _CONTAINERS_OVERLAY_DISABLE_IDMAP is not "yes")
+// a container's lowers are shown through its maps at mount time and
+// layers stay unmapped on disk; otherwise a child whose maps differ from
+// its parent's re-owns the parent's view into diff1.
 //
 // Whiteouts are stored the overlay way (char 0/0 devices, the opaque xattr
 // trusted.overlay.opaque, or user.overlay.opaque when rootless) and turned
