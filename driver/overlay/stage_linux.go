@@ -64,8 +64,7 @@ func (d *Driver) StageDiff(ctx context.Context, parent string, blob io.Reader, o
 
 // CommitStaged makes s layer id on parent: Create's layout without diff
 // (with diff1 when the parent's view is re-owned, see Create), then the
-// staged dir renamed to H/<id>/diff (never replacing), H fsynced. A
-// leftover directory of the same ID is removed first.
+// staged dir renamed to H/<id>/diff (never replacing), H fsynced.
 // opts must be StageDiff's CreateOptions (ReadWrite picks the home that
 // holds the staging dir). On error nothing of id remains.
 //
@@ -78,9 +77,8 @@ func (d *Driver) CommitStaged(ctx context.Context, id, parent string, s *driver.
 		return errors.New("overlay commit: no staged layer")
 	}
 	base := d.homes.BaseFor(opts.ReadWrite)
-	// A leftover directory of this ID (no record) goes first, as in Create.
-	if err := d.removeIn(base, id); err != nil {
-		return fmt.Errorf("overlay commit %s: removing a leftover directory: %w", id, err)
+	if _, err := os.Lstat(filepath.Join(base, id)); err == nil {
+		return fmt.Errorf("overlay commit %s: %w", id, os.ErrExist)
 	}
 	reown := needsReown(parent, opts)
 	if err := d.create(ctx, id, parent, opts, reown); err != nil {
