@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/vbauerster/mpb/v8"
@@ -22,10 +23,10 @@ type pullProgress interface {
 }
 
 // isTerminal reports whether f is a terminal bars can be drawn on (one
-// with a known width).
+// with a known size).
 func isTerminal(f *os.File) bool {
 	ws, err := unix.IoctlGetWinsize(int(f.Fd()), unix.TIOCGWINSZ)
-	return err == nil && ws.Col > 0
+	return err == nil && ws.Col > 0 && ws.Row > 0 // mpb draws nothing on a 0-row terminal
 }
 
 func shortDigest(e pull.Event) string {
@@ -106,66 +107,67 @@ func (p *lineProgress) Event(e pull.Event) {
 func (p *lineProgress) finish() {}
 
 // barProgress draws one mpb bar per layer: bytes fetched, then the
-// extracted and committed states.
+// extracted and committed states. mpb calls the decorators from its own
+// goroutines while Event may be waiting inside mpb (AddBar), so a
+// decorator reads only its layer's atomic state, never b.mu.
 type barProgress struct {
 	p *mpb.Progress
 
 	mu sync.Mutex
 	// Guarded by mu.
-	bars  map[int]*mpb.Bar
-	state map[int]string
+	bars map[int]*layerBar
+}
+
+type layerBar struct {
+	bar   *mpb.Bar
+	state atomic.Value // string
 }
 
 func newBarProgress(w io.Writer) *barProgress {
 	return &barProgress{
 		p:    mpb.New(mpb.WithOutput(w), mpb.WithWidth(32), mpb.WithRefreshRate(120*time.Millisecond)),
-		bars: map[int]*mpb.Bar{}, state: map[int]string{},
+		bars: map[int]*layerBar{},
 	}
 }
 
-func (b *barProgress) bar(e pull.Event) *mpb.Bar {
-	if bar, ok := b.bars[e.Index]; ok {
-		return bar
+// layer returns e's bar, adding it on first use.
+//
+// Locking: b.mu held.
+func (b *barProgress) layerLocked(e pull.Event) *layerBar {
+	if lb, ok := b.bars[e.Index]; ok {
+		return lb
 	}
-	i := e.Index
+	lb := &layerBar{}
+	lb.state.Store("")
 	name := fmt.Sprintf("layer %2d %s ", e.Index+1, shortDigest(e))
-	bar := b.p.AddBar(max(e.Total, 0),
-		mpb.BarPriority(i),
+	lb.bar = b.p.AddBar(max(e.Total, 0),
+		mpb.BarPriority(e.Index),
 		mpb.PrependDecorators(decor.Name(name), decor.Any(func(decor.Statistics) string {
-			b.mu.Lock()
-			defer b.mu.Unlock()
-			return fmt.Sprintf("%-10s", b.state[i])
+			return fmt.Sprintf("%-10s", lb.state.Load().(string))
 		})),
 		mpb.AppendDecorators(decor.CountersKibiByte("% .1f / % .1f")),
 	)
-	b.bars[i] = bar
-	return bar
+	b.bars[e.Index] = lb
+	return lb
+}
+
+var barStates = map[pull.EventKind]string{
+	pull.EventWaiting: "waiting", pull.EventFetch: "fetching", pull.EventCopy: "copying",
+	pull.EventExtracted: "extracted", pull.EventCommitted: "committed", pull.EventReused: "stored",
 }
 
 func (b *barProgress) Event(e pull.Event) {
 	b.mu.Lock()
-	bar := b.bar(e)
-	done := false
-	switch e.Kind {
-	case pull.EventWaiting:
-		b.state[e.Index] = "waiting"
-	case pull.EventFetch:
-		b.state[e.Index] = "fetching"
-	case pull.EventCopy:
-		b.state[e.Index] = "copying"
-	case pull.EventExtracted:
-		b.state[e.Index] = "extracted"
-	case pull.EventCommitted:
-		b.state[e.Index], done = "committed", true
-	case pull.EventReused:
-		b.state[e.Index], done = "stored", true
-	}
+	lb := b.layerLocked(e)
 	b.mu.Unlock()
-	if e.Kind == pull.EventBytes || e.Kind == pull.EventExtracted {
-		bar.SetCurrent(e.Bytes)
+	if st, ok := barStates[e.Kind]; ok {
+		lb.state.Store(st)
 	}
-	if done {
-		bar.SetTotal(-1, true)
+	if e.Kind == pull.EventBytes || e.Kind == pull.EventExtracted {
+		lb.bar.SetCurrent(e.Bytes)
+	}
+	if e.Kind == pull.EventCommitted || e.Kind == pull.EventReused {
+		lb.bar.SetTotal(-1, true)
 	}
 }
 
@@ -173,9 +175,9 @@ func (b *barProgress) Event(e pull.Event) {
 // for the last redraw.
 func (b *barProgress) finish() {
 	b.mu.Lock()
-	for _, bar := range b.bars {
-		if !bar.Completed() {
-			bar.Abort(false)
+	for _, lb := range b.bars {
+		if !lb.bar.Completed() {
+			lb.bar.Abort(false)
 		}
 	}
 	b.mu.Unlock()
