@@ -405,3 +405,16 @@ func untar(t *testing.T, file, dir string) {
 		}
 	}
 }
+
+func TestExportCancelledLeavesNothing(t *testing.T) {
+	f := newFixture(t, true)
+	ctx, cancel := context.WithCancel(testCtx(t))
+	cancel()
+	dir := t.TempDir()
+	if _, err := Export(ctx, f.st, f.imageID, Options{TempDir: dir}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Export with a cancelled context: %v, want context.Canceled", err)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Errorf("a cancelled export left %d entries in its temp dir", len(ents))
+	}
+}
