@@ -181,6 +181,10 @@ func TestSyncModes(t *testing.T) {
 			if indexOf(evs, false, func(e syncEvent) bool { return isTemp(e, "layers.json") }) < 0 {
 				t.Errorf("layers.json was not flushed")
 			}
+			pairs, err := s.Status(testCtx(t))
+			if err != nil || pairs[len(pairs)-1] != [2]string{"Sync Mode", mode} {
+				t.Errorf("status %v, %v; want a last pair Sync Mode: %s", pairs, err, mode)
+			}
 		})
 	}
 	if _, err := Open(testCtx(t), Options{GraphRoot: t.TempDir(), RunRoot: t.TempDir(), GraphDriverName: "vfs", GraphDriverOptions: []string{"vfs.sync=sometimes"}}); err == nil || !strings.Contains(err.Error(), "sync") {

@@ -3,10 +3,14 @@ package store
 import (
 	"context"
 	"fmt"
+	"strings"
+
+	"github.com/stowage/stowage/internal/fsx"
 )
 
 // Status returns "Root", "Run Root", "Driver Name", "Driver Options" (Go
-// list format) and the driver's own pairs.
+// list format), the driver's own pairs and "Sync Mode" (how layer content
+// is flushed: the driver's sync option, durable by default).
 func (s *Store) Status(ctx context.Context) ([][2]string, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -17,7 +21,21 @@ func (s *Store) Status(ctx context.Context) ([][2]string, error) {
 		{"Driver Name", s.driverName},
 		{"Driver Options", fmt.Sprintf("%v", s.opts.GraphDriverOptions)},
 	}
-	return append(out, s.graphDriver().Status()...), nil
+	out = append(out, s.graphDriver().Status()...)
+	return append(out, [2]string{"Sync Mode", s.syncMode().String()}), nil
+}
+
+// syncMode is the driver's sync option (the driver validated it at Open).
+func (s *Store) syncMode() fsx.SyncMode {
+	mode := fsx.SyncDurable
+	for _, o := range s.driverOpts {
+		if k, v, _ := strings.Cut(o, "="); strings.EqualFold(strings.TrimSpace(k), "sync") {
+			if m, err := fsx.ParseSyncMode(v); err == nil {
+				mode = m
+			}
+		}
+	}
+	return mode
 }
 
 // Shutdown (spec §7.9) lists the mounted layers; with force it unmounts

@@ -84,6 +84,10 @@ publish_dir() {
 
 @test "sync option: bad values are refused, storage.conf sets it" {
 	skip_if_143 "no sync modes"
+	run -0 storage --debug=false status
+	[[ "$output" == *"Sync Mode: durable"* ]]
+	run -0 storage --debug=false --storage-opt "$STORAGE_DRIVER.sync=none" status
+	[[ "$output" == *"Sync Mode: none"* ]]
 	run -1 storage --debug=false --storage-opt "$STORAGE_DRIVER.sync=sometimes" layers
 	[[ "$output" == *'option sync: "sometimes" (want durable, filesystem or none)'* ]]
 	cat >"$TESTDIR/storage.conf" <<-EOF2
