@@ -151,6 +151,11 @@ func FlushTree(ctx context.Context, root string, mode SyncMode) error {
 		return Syncfs(root)
 	}
 	if err := syncCollected(ctx, files, dirs); err != nil {
+		if errors.Is(err, fs.ErrPermission) {
+			// An entry this process may not open (a 0200 file when
+			// rootless): syncfs needs no open of the file.
+			return Syncfs(root)
+		}
 		return fmt.Errorf("flush tree %s: %w", root, err)
 	}
 	return nil

@@ -170,3 +170,20 @@ func TestRemoveStaleTemps(t *testing.T) {
 		t.Errorf("missing dir: %d, %v", n, err)
 	}
 }
+
+func TestFlushTreeUnreadableFileFallsBack(t *testing.T) {
+	if os.Geteuid() == 0 {
+		t.Skip("root opens a 0200 file anyway")
+	}
+	root := t.TempDir()
+	if err := os.WriteFile(filepath.Join(root, "wo"), []byte("x"), 0o200); err != nil {
+		t.Fatal(err)
+	}
+	got := recordSyncs(t)
+	if err := FlushTree(context.Background(), root, SyncDurable); err != nil {
+		t.Fatal(err)
+	}
+	if g := got(); len(g) == 0 || g[len(g)-1] != "syncfs "+root {
+		t.Errorf("flushes %v, want a syncfs fallback", g)
+	}
+}
