@@ -285,3 +285,29 @@ func TestDeleteContainerRecordFirst(t *testing.T) {
 		t.Error("the container's layer survived")
 	}
 }
+
+// TestOverlayChildLayoutFlushed: a child layer's lower and lower-layers
+// files (what older tools read to mount it) are flushed before the record
+// is complete.
+func TestOverlayChildLayoutFlushed(t *testing.T) {
+	s := openDriverTest(t, "overlay")
+	ctx := testCtx(t)
+	base, err := s.PutLayer(ctx, bytes.NewReader(makeTar(t, map[string]string{"a": "1"})), LayerOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	get := recordSyncs(t)
+	child, err := s.PutLayer(ctx, bytes.NewReader(makeTar(t, map[string]string{"b": "2"})), LayerOptions{Parent: base.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	evs := get()
+	rec := indexOf(evs, true, func(e syncEvent) bool { return isTemp(e, "layers.json") })
+	for _, f := range []string{"link", "lower", "lower-layers"} {
+		p := filepath.Join(s.GraphRoot(), "overlay", child.ID, f)
+		i := indexOf(evs, false, func(e syncEvent) bool { return e.kind == fsx.SyncFileData && e.path == p })
+		if i < 0 || i > rec {
+			t.Errorf("%s flushed at %d, complete record at %d", f, i, rec)
+		}
+	}
+}
