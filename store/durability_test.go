@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -309,5 +310,65 @@ func TestOverlayChildLayoutFlushed(t *testing.T) {
 		if i < 0 || i > rec {
 			t.Errorf("%s flushed at %d, complete record at %d", f, i, rec)
 		}
+	}
+}
+
+// TestTransientStore: containers (and their layers) of a transient store
+// live in the run root, unflushed; wiping the run root (a reboot) leaves
+// images and their layers intact and the containers gone.
+func TestTransientStore(t *testing.T) {
+	dir := t.TempDir()
+	opts := Options{GraphRoot: filepath.Join(dir, "g"), RunRoot: filepath.Join(dir, "r"), GraphDriverName: "vfs", TransientStore: true}
+	ctx := testCtx(t)
+	s, err := Open(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := s.PutLayer(ctx, bytes.NewReader(makeTar(t, map[string]string{"a": "1"})), LayerOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := s.CreateImage(ctx, ImageOptions{TopLayer: l.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	get := recordSyncs(t)
+	c, err := s.CreateContainer(ctx, ContainerOptions{Image: img.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range get() {
+		if isTemp(e, "volatile-containers.json") || isTemp(e, "volatile-layers.json") || isTemp(e, "layers.json") || isTemp(e, "containers.json") {
+			t.Errorf("transient container creation flushed %s", e.path)
+		}
+	}
+	for _, p := range []string{"r/vfs-containers/volatile-containers.json", "r/vfs-containers/containers.lock", "r/vfs-layers/volatile-layers.json"} {
+		if _, err := os.Stat(filepath.Join(dir, p)); err != nil {
+			t.Errorf("%s: %v", p, err)
+		}
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "g/vfs-layers/layers.json")); err != nil || strings.Contains(string(b), c.LayerID) {
+		t.Errorf("the container layer is in G's layers.json (%v)", err)
+	}
+	s.Close()
+	if err := os.RemoveAll(opts.RunRoot); err != nil { // the reboot
+		t.Fatal(err)
+	}
+	s2, err := Open(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	if cs, err := s2.Containers(ctx); err != nil || len(cs) != 0 {
+		t.Errorf("containers after the reboot: %v, %v", cs, err)
+	}
+	if _, err := s2.Image(ctx, img.ID); err != nil {
+		t.Errorf("image lost: %v", err)
+	}
+	if _, err := s2.Layer(ctx, l.ID); err != nil {
+		t.Errorf("image layer lost: %v", err)
+	}
+	if _, err := s2.Layer(ctx, c.LayerID); err == nil {
+		t.Errorf("the container layer's record survived the reboot")
 	}
 }
