@@ -265,7 +265,7 @@ class Runner:
         self.rec(key, dt + st, rss, cpu)
         self.rec(key + "/nosync", dt)
         if tool == self.stowage:
-            self.holds.setdefault(driver, []).append(self.layers_hold(self.lockstats(stats)))
+            self.holds.setdefault(driver, []).append((key.split("/")[0], self.layers_hold(self.lockstats(stats))))
         if verify:
             got = subprocess.run([tool] + self.store_args(d, driver) + ["layers", "--json"],
                                  capture_output=True, text=True).stdout
@@ -372,7 +372,7 @@ class Runner:
         if stats:
             recs = self.lockstats(statf)
             self.waits.append(sum(l["waited_ns"] for r in recs for l in r["locks"]))
-            self.holds.setdefault("vfs", []).append(self.layers_hold(recs))
+            self.holds.setdefault("vfs", []).append(("par", self.layers_hold(recs)))
         self.drop(tool, d, "vfs")
         self.syncfs()
 
@@ -427,6 +427,17 @@ class Runner:
             which = "tar-x+sync" if tar >= h else "sha256"
             rows.append((f"  floor {name}", f"{floor:.2f}s ({which})", f"tar {tar:.2f}s, hash {h:.2f}s", ""))
             target(label + " / floor", s / floor, "<= 1.30x", lambda v: v <= 1.3)
+        for name in ("plain", "zstd", "big"):
+            c = {t: self.cpu.get(f"{name}/{t}") for t in ("tar", "stowage", "reference")}
+            if c["stowage"] and c["tar"]:
+                m = {t: statistics.median(v) for t, v in c.items() if v}
+                txt = f"tar {m['tar']:.2f}, stowage {m['stowage']:.2f}"
+                if "reference" in m:
+                    txt += f", ref {m['reference']:.2f}"
+                ratio = f"stowage/tar {m['stowage'] / m['tar']:.2f}x"
+                if "reference" in m:
+                    ratio += f", ref/stowage {m['reference'] / m['stowage']:.2f}x"
+                rows.append((f"  CPU seconds {name}", txt, ratio, ""))
         for name in ("plain", "zstd"):
             s, r = self.med(f"{name}/stowage"), self.med(f"{name}/reference/nosync")
             rs = self.med(f"{name}/reference")
@@ -436,11 +447,20 @@ class Runner:
             target(f"ref 1.43 / stowage, {name} 250MB", r / s if (s and r) else None, ">= 3.00x",
                    lambda v: v >= 3)
         d, t = self.med("diff/stowage"), self.med("diff/tar-c")
+        if self.cpu.get("diff/stowage") and self.cpu.get("diff/tar-c"):
+            cd, ct = statistics.median(self.cpu["diff/stowage"]), statistics.median(self.cpu["diff/tar-c"])
+            rows.append(("  CPU seconds diff (with cat)", f"tar -c {ct:.2f}, stowage {cd:.2f}", f"{cd / ct:.2f}x", ""))
         target("diff re-export / tar -c", d / t if (d and t) else None, "<= 1.30x", lambda v: v <= 1.3)
         for drv in ("vfs", "overlay"):
             h = self.holds.get(drv)
-            target(f"layers.lock hold per commit, {drv}", max(h) / 1e6 if h else None, "<= 5 ms",
+            target(f"layers.lock hold per commit, {drv}", max(x for _, x in h) / 1e6 if h else None, "<= 5 ms",
                    lambda v: v <= 5, "{:.2f} ms (max)")
+            if h:
+                per = {}
+                for sc, x in h:
+                    per.setdefault(sc, []).append(x / 1e6)
+                rows.append((f"  {drv} holds by scenario", ", ".join(
+                    f"{sc} {statistics.median(v):.1f}" for sc, v in per.items()), "median ms", ""))
         p, b = self.med("par/stowage"), self.med("par/tar+hash")
         target(f"{a.procs} parallel imports / tar+hash", p / b if (p and b) else None, "<= 1.30x",
                lambda v: v <= 1.3)
