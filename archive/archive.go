@@ -42,13 +42,6 @@ type UnpackOptions struct {
 	// and not recomputed.
 	CompressedDigest   digest.Digest
 	UncompressedDigest digest.Digest
-	// Writeback starts the asynchronous writeback of file data while the
-	// layer is extracted (sync_file_range SYNC_FILE_RANGE_WRITE on every
-	// 8 MiB written to a file and on the tail of files of 1 MiB or more),
-	// so that a flush of the tree afterwards (syncfs, fdatasync) waits for
-	// little: disk writes overlap extraction instead of following it. Set
-	// it when the tree will be flushed anyway.
-	Writeback bool
 }
 
 // UnpackResult describes what Unpack read and wrote.

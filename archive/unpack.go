@@ -276,19 +276,9 @@ func (u *unpacker) run(ctx context.Context, stream io.Reader) error {
 	}
 }
 
-// Early writeback (UnpackOptions.Writeback): a file's written data is
-// handed to the disk every writebackChunk bytes, and its tail when the
-// file has at least writebackMin bytes. Smaller files are left to the
-// flush of the tree: one call per small file costs more than it saves.
-const (
-	writebackChunk = 8 << 20
-	writebackMin   = 1 << 20
-)
-
 // readPayload reads the rest of the current entry, feeding the CRC, and
 // writes it to fd (or discards it when fd < 0).
 func (u *unpacker) readPayload(tr io.Reader, fd int) error {
-	var off, kicked int64 // bytes written; bytes handed to writeback
 	for {
 		n, err := tr.Read(u.buf)
 		if n > 0 {
@@ -299,30 +289,15 @@ func (u *unpacker) readPayload(tr io.Reader, fd int) error {
 				if werr := writeAll(fd, u.buf[:n]); werr != nil {
 					return werr
 				}
-				off += int64(n)
-				if u.opts.Writeback && off-kicked >= writebackChunk {
-					startWriteback(fd, kicked, off-kicked)
-					kicked = off
-				}
 			}
 		}
 		if err == io.EOF {
-			if u.opts.Writeback && fd >= 0 && off >= writebackMin && off > kicked {
-				startWriteback(fd, kicked, off-kicked)
-			}
 			return nil
 		}
 		if err != nil {
 			return err
 		}
 	}
-}
-
-// startWriteback asks the kernel to start writing the range to disk
-// without waiting for it; errors (e.g. a file system without support) are
-// ignored, as the later flush reports real write errors.
-func startWriteback(fd int, off, n int64) {
-	_ = unix.SyncFileRange(fd, off, n, unix.SYNC_FILE_RANGE_WRITE)
 }
 
 func writeAll(fd int, b []byte) error {

@@ -240,7 +240,6 @@ func StageTree(ctx context.Context, tempRoot, prefix string, blob io.Reader, u a
 	if err := prepare(dir); err != nil {
 		return nil, err
 	}
-	u.Writeback = mode != fsx.SyncNone
 	res, err := archive.Unpack(ctx, dir, blob, u)
 	if err != nil {
 		return nil, fmt.Errorf("%s stage: %w", prefix, err)
