@@ -141,7 +141,7 @@ class Runner:
         for r in recs:
             for l in r["locks"]:
                 if l["path"].endswith("/layers.lock"):
-                    h = max(h, l["longest_hold_ns"])
+                    h = max(h, l["longest_hold"])
         return h
 
     def fresh(self, name):
@@ -249,7 +249,7 @@ class Runner:
     def import_layer(self, tool, driver, layer, key, verify=False, after=None):
         d = self.fresh(key.replace("/", "-"))
         stats = os.path.join(self.mnt, f"lockstats-{self.seq}.json")
-        env = {"STOWAGE_LOCKSTATS": stats}
+        env = {"STOWAGE_LOCK_STATS": stats}
         prof = self.args.cpuprofile
         if prof and tool == self.stowage:
             env["STOWAGE_CPUPROFILE"] = os.path.join(prof, f"{key.replace('/', '-')}-{self.seq}.prof")
@@ -353,7 +353,7 @@ class Runner:
         # initialising the store.
         self.run([tool] + a + ["layers"])
         statf = os.path.join(self.mnt, f"plock-{self.seq}.json")
-        env = {"STOWAGE_LOCKSTATS": statf} if stats else None
+        env = {"STOWAGE_LOCK_STATS": statf} if stats else None
         t0 = time.perf_counter()
         procs = [self.spawn([tool] + a + ["import-layer", "-f", l], env=env) for l in self.l_par]
         rss = 0
@@ -371,7 +371,7 @@ class Runner:
             self.notes.append(f"WARNING: {key}: {len(failed)} imports failed: {failed[0]}")
         if stats:
             recs = self.lockstats(statf)
-            self.waits.append(sum(l["waited_ns"] for r in recs for l in r["locks"]))
+            self.waits.append(sum(l["waited"] for r in recs for l in r["locks"]))
             self.holds.setdefault("vfs", []).append(("par", self.layers_hold(recs)))
         self.drop(tool, d, "vfs")
         self.syncfs()

@@ -2,14 +2,11 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/signal"
 	"runtime/pprof"
 	"syscall"
-
-	"github.com/stowage/stowage/lockfile"
 )
 
 // version is stowage's own version. The command set and output follow
@@ -49,14 +46,13 @@ func main() {
 	os.Exit(code)
 }
 
-// startProfiling honours two hidden environment variables used by the
+// startProfiling honours a hidden environment variable used by the
 // benchmarks (bench/run.sh), not part of the CLI:
 //
 //	STOWAGE_CPUPROFILE=FILE  write a pprof CPU profile of the whole run
-//	STOWAGE_LOCKSTATS=FILE   append one JSON line with this process's lock
-//	                         statistics (lockfile.Stats) when it exits
 //
-// The returned function stops the profile and writes the statistics.
+// (Lock statistics go through $STOWAGE_LOCK_STATS, see lockstats.go.)
+// The returned function stops the profile.
 func startProfiling() func() {
 	var cpu *os.File
 	if p := os.Getenv("STOWAGE_CPUPROFILE"); p != "" {
@@ -75,49 +71,5 @@ func startProfiling() func() {
 			pprof.StopCPUProfile()
 			cpu.Close()
 		}
-		if p := os.Getenv("STOWAGE_LOCKSTATS"); p != "" {
-			if err := appendLockStats(p); err != nil {
-				fmt.Fprintf(os.Stderr, "STOWAGE_LOCKSTATS: %v\n", err)
-			}
-		}
 	}
-}
-
-// appendLockStats appends {"pid":N,"args":[...],"locks":[...]} to path;
-// durations are nanoseconds.
-func appendLockStats(path string) error {
-	type lockStat struct {
-		Path        string `json:"path"`
-		Locks       int64  `json:"locks"`
-		RLocks      int64  `json:"rlocks"`
-		Waited      int64  `json:"waited_ns"`
-		Held        int64  `json:"held_ns"`
-		LongestWait int64  `json:"longest_wait_ns"`
-		LongestHold int64  `json:"longest_hold_ns"`
-	}
-	rec := struct {
-		PID   int        `json:"pid"`
-		Args  []string   `json:"args"`
-		Locks []lockStat `json:"locks"`
-	}{PID: os.Getpid(), Args: os.Args[1:], Locks: []lockStat{}}
-	for _, s := range lockfile.Stats() {
-		rec.Locks = append(rec.Locks, lockStat{
-			Path: s.Path, Locks: s.Locks, RLocks: s.RLocks,
-			Waited: int64(s.Waited), Held: int64(s.Held),
-			LongestWait: int64(s.LongestWait), LongestHold: int64(s.LongestHold),
-		})
-	}
-	b, err := json.Marshal(rec)
-	if err != nil {
-		return err
-	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(append(b, '\n'))
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }
