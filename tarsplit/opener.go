@@ -34,14 +34,8 @@ func DirOpener(dir string) Opener {
 		if err != nil {
 			return nil, &os.PathError{Op: "open", Path: full, Err: err}
 		}
-		var st unix.Stat_t
-		if err := unix.Fstat(fd, &st); err != nil {
-			unix.Close(fd)
-			return nil, &os.PathError{Op: "stat", Path: full, Err: err}
-		}
-		if st.Mode&unix.S_IFMT != unix.S_IFREG {
-			unix.Close(fd)
-			return nil, fmt.Errorf("%s: not a regular file (mode %o)", full, st.Mode)
+		if _, err := statRegular(fd, full); err != nil {
+			return nil, err
 		}
 		return os.NewFile(uintptr(fd), full), nil
 	}
@@ -137,14 +131,9 @@ func (d *LayerDir) Open(name string) (io.ReadCloser, error) {
 	if err != nil {
 		return nil, &os.PathError{Op: "open", Path: full, Err: err}
 	}
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
-		unix.Close(fd)
-		return nil, &os.PathError{Op: "stat", Path: full, Err: err}
-	}
-	if st.Mode&unix.S_IFMT != unix.S_IFREG {
-		unix.Close(fd)
-		return nil, fmt.Errorf("%s: not a regular file (mode %o)", full, st.Mode)
+	st, err := statRegular(fd, full)
+	if err != nil {
+		return nil, err
 	}
 	if st.Dev != d.dev {
 		unix.Close(fd)
@@ -185,4 +174,19 @@ func (r *fdReader) Close() error {
 	err := unix.Close(r.fd)
 	r.fd = -1
 	return err
+}
+
+// statRegular stats the open fd and refuses anything but a regular file;
+// on an error it closes fd.
+func statRegular(fd int, full string) (unix.Stat_t, error) {
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		unix.Close(fd)
+		return st, &os.PathError{Op: "stat", Path: full, Err: err}
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		unix.Close(fd)
+		return st, fmt.Errorf("%s: not a regular file (mode %o)", full, st.Mode)
+	}
+	return st, nil
 }
