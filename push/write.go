@@ -15,7 +15,6 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
@@ -25,6 +24,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/opencontainers/go-digest"
+
+	"github.com/stowage/stowage/source/registry"
 )
 
 // refNameAnnotation names an image inside an OCI layout's index.json.
@@ -276,7 +277,7 @@ func writeRegistry(ctx context.Context, img v1.Image, dest Destination, opts Opt
 	}
 	ropts := []remote.Option{
 		remote.WithContext(ctx),
-		remote.WithAuthFromKeychain(authn.DefaultKeychain),
+		remote.WithAuthFromKeychain(registry.DefaultKeychain()), // the auth files podman reads, in its order
 		remote.WithJobs(opts.jobs()),
 		remote.WithUserAgent("stowage"),
 	}

@@ -17,4 +17,7 @@ var (
 	ErrUnsupported = errors.New("unsupported")
 	// ErrDigestMismatch: content whose digest is not the one named for it.
 	ErrDigestMismatch = errors.New("digest mismatch")
+	// ErrUnauthorized: a registry refused the credentials (or their
+	// absence): HTTP 401 or 403.
+	ErrUnauthorized = errors.New("registry authentication failed")
 )

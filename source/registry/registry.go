@@ -1,22 +1,24 @@
 // Package registry reads images from container registries through
 // go-containerregistry's remote client: anonymous or basic/token auth
-// from the usual auth files (authn.DefaultKeychain: ~/.docker/config.json,
-// $DOCKER_CONFIG, $REGISTRY_AUTH_FILE, ${XDG_RUNTIME_DIR}/containers/auth.json,
-// ~/.config/containers/auth.json), plain HTTP for localhost and 127.0.0.1
+// from the auth files podman and skopeo read, in their order (AuthFiles),
+// plain HTTP for localhost and 127.0.0.1
 // (and for hosts listed in Options.Insecure), TLS for everything else.
 package registry
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/opencontainers/go-digest"
 
 	"github.com/stowage/stowage/source"
@@ -89,7 +91,7 @@ func (s *Source) remoteOpts(ctx context.Context) []remote.Option {
 func (s *Source) Image(ctx context.Context) (*source.Image, error) {
 	desc, err := remote.Get(s.ref, s.remoteOpts(ctx)...)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", s.ref, err)
+		return nil, fmt.Errorf("%s: %w", s.ref, s.mapAuthErr(err))
 	}
 	img := &source.Image{}
 	raw, mt, dg := desc.Manifest, string(desc.MediaType), digest.Digest(desc.Digest.String())
@@ -101,7 +103,7 @@ func (s *Source) Image(ctx context.Context) (*source.Image, error) {
 		}
 		desc, err = remote.Get(s.ref.Context().Digest(child.Digest.String()), s.remoteOpts(ctx)...)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", s.ref, err)
+			return nil, fmt.Errorf("%s: %w", s.ref, s.mapAuthErr(err))
 		}
 		raw, mt, dg = desc.Manifest, string(desc.MediaType), digest.Digest(desc.Digest.String())
 	}
@@ -146,13 +148,27 @@ func (s *Source) Blob(ctx context.Context, l source.Layer) (io.ReadCloser, error
 	}
 	layer, err := remote.Layer(s.ref.Context().Digest(l.Digest.String()), s.remoteOpts(ctx)...)
 	if err != nil {
-		return nil, fmt.Errorf("%s: blob %s: %w", s.ref.Context(), l.Digest, err)
+		return nil, fmt.Errorf("%s: blob %s: %w", s.ref.Context(), l.Digest, s.mapAuthErr(err))
 	}
 	rc, err := layer.Compressed()
 	if err != nil {
-		return nil, fmt.Errorf("%s: blob %s: %w", s.ref.Context(), l.Digest, err)
+		return nil, fmt.Errorf("%s: blob %s: %w", s.ref.Context(), l.Digest, s.mapAuthErr(err))
 	}
 	return mismatchMapper{rc, l.Digest}, nil
+}
+
+// mapAuthErr marks a 401 or 403 answer with source.ErrUnauthorized and
+// names the auth files searched.
+func (s *Source) mapAuthErr(err error) error {
+	var te *transport.Error
+	if !errors.As(err, &te) || (te.StatusCode != http.StatusUnauthorized && te.StatusCode != http.StatusForbidden) {
+		return err
+	}
+	where := ""
+	if k, ok := s.opts.Keychain.(fileKeychain); ok {
+		where = fmt.Sprintf(" (credentials for %s were looked for in %s)", s.ref.Context().RegistryStr(), strings.Join(k.paths, ", "))
+	}
+	return fmt.Errorf("%w: %w%s", err, source.ErrUnauthorized, where)
 }
 
 // mismatchMapper marks the digest and size check go-containerregistry

@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -152,8 +153,8 @@ func TestRegistryBasicAuth(t *testing.T) {
 	push(t, host+"/private:1", img, remote.WithAuth(&basic{"alice", "s3cret"}))
 
 	src, _ := Open(host+"/private:1", Options{})
-	if _, err := src.Image(bg); err == nil {
-		t.Fatal("pulled without credentials")
+	if _, err := src.Image(bg); !errors.Is(err, source.ErrUnauthorized) {
+		t.Fatalf("without credentials: %v, want ErrUnauthorized", err)
 	}
 	auth := filepath.Join(home, "auth.json")
 	enc := base64.StdEncoding.EncodeToString([]byte("alice:s3cret"))
@@ -180,8 +181,8 @@ func TestRegistryBasicAuth(t *testing.T) {
 		t.Fatalf("with ~/.config/containers/auth.json behind docker's config.json: %v", err)
 	}
 	src, _ = Open(host+"/private:1", Options{Keychain: FileKeychain(filepath.Join(home, "missing.json"))})
-	if _, err := src.Image(bg); err == nil {
-		t.Fatal("an authfile without the registry still authenticated")
+	if _, err := src.Image(bg); !errors.Is(err, source.ErrUnauthorized) || !strings.Contains(err.Error(), "missing.json") {
+		t.Fatalf("an authfile without the registry: %v, want ErrUnauthorized naming the file", err)
 	}
 }
 
@@ -249,5 +250,86 @@ func TestRegistryCorruptBlob(t *testing.T) {
 	defer rc.Close()
 	if _, err := io.ReadAll(rc); !errors.Is(err, source.ErrDigestMismatch) {
 		t.Fatalf("corrupt blob read: %v, want ErrDigestMismatch", err)
+	}
+}
+
+// The auth files are searched in containers/image's order, the first with
+// credentials for the repository winning; $REGISTRY_AUTH_FILE replaces
+// the search.
+func TestAuthFileOrder(t *testing.T) {
+	home := t.TempDir()
+	run := filepath.Join(home, "run")
+	t.Setenv("HOME", home)
+	t.Setenv("DOCKER_CONFIG", "")
+	t.Setenv("XDG_RUNTIME_DIR", run)
+	t.Setenv("XDG_CONFIG_HOME", "")
+	t.Setenv("REGISTRY_AUTH_FILE", "")
+	primary := filepath.Join(run, "containers", "auth.json")
+	config := filepath.Join(home, ".config", "containers", "auth.json")
+	docker := filepath.Join(home, ".docker", "config.json")
+	if got, want := AuthFiles(), []string{primary, config, docker}; !slices.Equal(got, want) {
+		t.Fatalf("AuthFiles() = %v, want %v", got, want)
+	}
+	entry := func(user string) string {
+		return fmt.Sprintf(`{"auth":%q}`, base64.StdEncoding.EncodeToString([]byte(user+":pw")))
+	}
+	write := func(path, auths string) {
+		t.Helper()
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(`{"auths":{`+auths+`}}`), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	user := func(ref string) string {
+		t.Helper()
+		r, err := name.ParseReference(ref)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, err := DefaultKeychain().Resolve(r.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a == authn.Anonymous {
+			return "anonymous"
+		}
+		c, err := a.Authorization()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.Username
+	}
+	write(docker, `"reg.example:5000":`+entry("docker")+`,"https://old.example/v1/":`+entry("legacy")+
+		`,"https://index.docker.io/v1/":`+entry("hub")+`,"ns.example":`+entry("docker-ns"))
+	write(config, `"reg.example:5000":`+entry("config")+`,"ns.example":{}`)
+	write(primary, `"reg.example:5000/team":`+entry("team")+`,"reg.example:5000/team/app":`+entry("app"))
+	for ref, want := range map[string]string{
+		"reg.example:5000/team/app:1": "app",       // the most specific key
+		"reg.example:5000/team/x:1":   "team",      // a namespace key
+		"reg.example:5000/other:1":    "config",    // the first file with the host
+		"old.example/a:1":             "legacy",    // a key with scheme and path
+		"alpine:latest":               "hub",       // Docker Hub's legacy key
+		"ns.example/a:1":              "docker-ns", // an empty entry does not stop the search
+		"nobody.example/a:1":          "anonymous",
+	} {
+		if got := user(ref); got != want {
+			t.Errorf("%s: credentials of %s, want %s", ref, got, want)
+		}
+	}
+	only := filepath.Join(home, "only.json")
+	write(only, `"docker.io":`+entry("only"))
+	t.Setenv("REGISTRY_AUTH_FILE", only)
+	if got := user("reg.example:5000/team/app:1"); got != "anonymous" {
+		t.Errorf("with $REGISTRY_AUTH_FILE, other files still gave %s", got)
+	}
+	if got := user("docker.io/library/alpine:latest"); got != "only" {
+		t.Errorf("docker.io key: got %s", got)
+	}
+	t.Setenv("REGISTRY_AUTH_FILE", "")
+	t.Setenv("XDG_RUNTIME_DIR", "")
+	if got := AuthFiles()[0]; got != fmt.Sprintf("/run/containers/%d/auth.json", os.Getuid()) {
+		t.Errorf("without XDG_RUNTIME_DIR the first file is %s", got)
 	}
 }
