@@ -7,6 +7,8 @@
 #                          REG_DIR, REG_PID and REG_STORAGE, and waits until
 #                          /v2/ answers. (Not REGISTRY_*: the registry reads
 #                          REGISTRY_* variables as configuration.)
+#                          With REG_HTPASSWD set (an htpasswd file,
+#                          bcrypt), it asks for basic auth.
 #   registry_stop          stop it (SIGTERM, then SIGKILL), keeping its files
 #   registry_cleanup       registry_stop, proxy_stop, then remove REG_DIR
 #   registry_blob_path D   the file holding blob D (sha256:...) in its storage
@@ -65,15 +67,24 @@ storage:
 http:
   addr: 127.0.0.1:$port
 EOC
+		if [ -n "${REG_HTPASSWD:-}" ]; then
+			# plain HTTP with basic auth: distribution only warns
+			cat >>"$dir/config.yml" <<EOC
+auth:
+  htpasswd:
+    realm: stowage-test
+    path: $REG_HTPASSWD
+EOC
+		fi
 		"$REG_BIN" serve "$dir/config.yml" >>"$dir/registry.log" 2>&1 3>&- &
 		REG_PID=$!
 		REGISTRY=127.0.0.1:$port
 		export REGISTRY REG_DIR REG_PID REG_STORAGE
 		local i
 		for i in $(seq 1 100); do
-			if curl -fsS -o /dev/null "http://$REGISTRY/v2/" 2>/dev/null; then
-				return 0
-			fi
+			case $(curl -sS -o /dev/null -w '%{http_code}' "http://$REGISTRY/v2/" 2>/dev/null) in
+			200 | 401) return 0 ;;
+			esac
 			if ! kill -0 "$REG_PID" 2>/dev/null; then
 				break # exited: most likely the port was taken meanwhile
 			fi

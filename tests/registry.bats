@@ -348,3 +348,57 @@ pod() {
 	# podman used the layers stowage stored: nothing new was pulled or added
 	[ "$(stowage_q layers --json | jq length)" -eq 1 ]
 }
+
+# alice's password "s3cret", hashed once with bcrypt (what docker-registry's
+# htpasswd auth reads; `htpasswd -B` makes the same kind of line), so the
+# test needs no hashing tool.
+HTPASSWD_LINE='alice:$2b$12$6vjOIwMvPWNnNKpafRVai.MqOyKGbTkPOh6CVvA96MUJcP/8/kJ9m'
+
+@test "registry: basic auth: none is a clear error; the default auth.json, REGISTRY_AUTH_FILE, docker's config.json and --authfile, in podman's order" {
+	echo "$HTPASSWD_LINE" >"$TESTDIR/htpasswd"
+	REG_HTPASSWD="$TESTDIR/htpasswd" registry_start
+	skopeo_push "oci:$W/oci:a" t/private:1 --dest-creds alice:s3cret
+	# no auth file anywhere: every location points into the test dir
+	mkdir -p "$TESTDIR/home" "$TESTDIR/xdg"
+	export HOME="$TESTDIR/home" XDG_RUNTIME_DIR="$TESTDIR/xdg"
+	unset REGISTRY_AUTH_FILE DOCKER_CONFIG XDG_CONFIG_HOME
+	ref="docker://$REGISTRY/t/private:1"
+	run ! stowage_q pull --quiet "$ref"
+	[[ "$output" == *"registry authentication failed"* ]]
+	[[ "$output" == *"$XDG_RUNTIME_DIR/containers/auth.json"* ]]
+	[ "$(stowage_q images --json | jq length)" -eq 0 ]
+	[ "$(stowage_q layers --json | jq length)" -eq 0 ]
+
+	# skopeo login writes podman's default file: the pull finds it
+	skopeo login --tls-verify=false -u alice -p s3cret "$REGISTRY"
+	[ -s "$XDG_RUNTIME_DIR/containers/auth.json" ]
+	pull_ok "$ref"
+	[ "$(chain_diff_ids "$image")" = "$(cat "$W/a.ids")" ]
+
+	# a wrong password, and $REGISTRY_AUTH_FILE replacing the search
+	printf '{"auths":{"%s":{"auth":"%s"}}}\n' "$REGISTRY" "$(printf alice:wrong | base64)" >"$TESTDIR/wrong.json"
+	export REGISTRY_AUTH_FILE="$TESTDIR/wrong.json"
+	run ! stowage_q pull --quiet "$ref"
+	[[ "$output" == *"registry authentication failed"* ]]
+	[[ "$output" == *"$TESTDIR/wrong.json"* ]]
+	mv "$XDG_RUNTIME_DIR/containers/auth.json" "$TESTDIR/auth.json"
+	export REGISTRY_AUTH_FILE="$TESTDIR/auth.json"
+	pull_ok "$ref"
+
+	# docker's config.json, when no containers auth.json has the registry
+	unset REGISTRY_AUTH_FILE
+	mkdir -p "$HOME/.docker"
+	cp "$TESTDIR/auth.json" "$HOME/.docker/config.json"
+	pull_ok "$ref"
+	# the containers file comes first: its wrong password wins
+	mkdir -p "$HOME/.config/containers"
+	cp "$TESTDIR/wrong.json" "$HOME/.config/containers/auth.json"
+	run ! stowage_q pull --quiet "$ref"
+	[[ "$output" == *"registry authentication failed"* ]]
+
+	# --authfile reads that file alone
+	run ! stowage_q pull --quiet --authfile "$TESTDIR/wrong.json" "$ref"
+	[[ "$output" == *"registry authentication failed"* ]]
+	pull_ok --authfile "$TESTDIR/auth.json" "$ref"
+	[ "$(stowage_q images --json | jq length)" -eq 1 ]
+}
