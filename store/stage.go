@@ -5,7 +5,8 @@ package store
 // layers.lock for writing to commit. LockLayerFetch takes a per-layer lock
 // file R/<drv>-layers/pull-locks/<id>.lock that is not part of the store's
 // lock order: hold it only while staging and committing that one layer, and
-// take the store locks inside it, never the other way round.
+// take the store locks inside it, never the other way round. Its release
+// removes the file (see LockLayerFetch for why that is safe).
 
 import (
 	"context"
@@ -14,6 +15,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/stowage/stowage/archive"
 	"github.com/stowage/stowage/driver"
@@ -179,15 +181,23 @@ func (sl *StagedLayer) reparentLocked(parent string) error {
 	return nil
 }
 
+// fetchLockPoll caps the wait between LockLayerFetch's attempts.
+const fetchLockPoll = 10 * time.Millisecond
+
 // LockLayerFetch takes the cross-process lock that serialises creating
 // layer id (a pull's layer ID: its chain ID) by pulls, and returns its
 // release. Waiting honours ctx (a *lockfile.LockWaitError). The lock is an
 // OFD lock on R/<drv>-layers/pull-locks/<id>.lock (the run root, next to
 // mountpoints.lock: every process sharing the store shares it, check does
 // not take the files for orphaned layer data, and a tmpfs run root drops
-// them at reboot), so a killed holder frees it; the zero-byte files stay. The lock only avoids duplicate work:
-// after taking it, look the layer up again, and a Commit that finds the ID
-// taken means another process won.
+// them at reboot), so a killed holder frees it. The release unlinks the
+// file while still holding it, so the files do not pile up: a waiter that
+// then locks the unlinked file sees that the path no longer names it and
+// tries again (lockfile.TryLock), so only a lock on the file the path names
+// counts. A killed holder leaves its file, which the next holder of that
+// ID removes. The lock only avoids duplicate work: after taking it, look
+// the layer up again, and a Commit that finds the ID taken means another
+// process won.
 func (s *Store) LockLayerFetch(ctx context.Context, id string) (func(), error) {
 	if err := table.ValidID(id); err != nil {
 		return nil, err
@@ -196,12 +206,24 @@ func (s *Store) LockLayerFetch(ctx context.Context, id string) (func(), error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	lf, err := lockfile.Get(filepath.Join(dir, id+".lock"))
-	if err != nil {
-		return nil, err
+	path := filepath.Join(dir, id+".lock")
+	start := time.Now()
+	wait := time.Millisecond / 2
+	for {
+		h, err := lockfile.TryLock(path)
+		if err == nil {
+			return func() { _ = h.Remove() }, nil // a leftover file only costs an inode
+		}
+		if !errors.Is(err, lockfile.ErrLocked) {
+			return nil, err
+		}
+		wait = min(2*wait, fetchLockPoll)
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return nil, &lockfile.LockWaitError{Path: path, Waited: time.Since(start), Err: ctx.Err()}
+		}
 	}
-	if err := lf.Lock(ctx); err != nil {
-		return nil, err
-	}
-	return lf.Unlock, nil
 }

@@ -7,6 +7,8 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -170,5 +172,60 @@ func TestLockLayerFetch(t *testing.T) {
 	}
 	if _, err := s.LockLayerFetch(ctx, "../x"); err == nil {
 		t.Fatal("LockLayerFetch accepted a path as ID")
+	}
+	dir := filepath.Join(s.RunRoot(), s.GraphDriverName()+"-layers", "pull-locks")
+	if left, _ := os.ReadDir(dir); len(left) != 0 {
+		t.Fatalf("lock files left after every release: %v", left)
+	}
+	// A killed holder's file is taken over and removed by the next holder.
+	stale := filepath.Join(dir, id+".lock")
+	if err := os.WriteFile(stale, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	u, err := s.LockLayerFetch(ctx, id)
+	if err != nil {
+		t.Fatalf("over a stale lock file: %v", err)
+	}
+	u()
+	if _, err := os.Stat(stale); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("stale lock file after release: %v", err)
+	}
+}
+
+// Holders that remove the lock file on release still exclude each other:
+// many waiters racing for the file being unlinked never overlap.
+func TestLockLayerFetchRemovalRace(t *testing.T) {
+	s, _ := openTest(t)
+	ctx := testCtx(t)
+	id := "fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210"
+	var inside, overlaps, total atomic.Int32
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 40 {
+				u, err := s.LockLayerFetch(ctx, id)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if inside.Add(1) != 1 {
+					overlaps.Add(1)
+				}
+				total.Add(1)
+				time.Sleep(50 * time.Microsecond)
+				inside.Add(-1)
+				u()
+			}
+		}()
+	}
+	wg.Wait()
+	if overlaps.Load() != 0 || total.Load() != 8*40 {
+		t.Fatalf("%d of %d holds overlapped another", overlaps.Load(), total.Load())
+	}
+	dir := filepath.Join(s.RunRoot(), s.GraphDriverName()+"-layers", "pull-locks")
+	if left, _ := os.ReadDir(dir); len(left) != 0 {
+		t.Fatalf("lock files left: %v", left)
 	}
 }

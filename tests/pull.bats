@@ -265,6 +265,9 @@ wait_for_fetch() {
 	echo "$output" | jq -e 'length == 4'
 	run -0 stowage_q images
 	[[ "$output" == *"localhost/big1:latest"* && "$output" == *"localhost/big2:latest"* ]]
+	# the per-layer fetch locks are removed when released
+	[ -d "$TESTDIR/runroot/$STORAGE_DRIVER-layers/pull-locks" ]
+	[ -z "$(ls -A "$TESTDIR/runroot/$STORAGE_DRIVER-layers/pull-locks")" ]
 }
 
 # pod ARGS...: podman on this test's store.
