@@ -17,6 +17,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/opencontainers/go-digest"
 
+	"github.com/stowage/stowage/archive"
 	"github.com/stowage/stowage/driver/drivertest"
 	"github.com/stowage/stowage/source"
 	"github.com/stowage/stowage/store"
@@ -195,6 +196,26 @@ func TestPullSharedLayers(t *testing.T) {
 		l, err := st.Layer(ctx, res.Layers[1].ID)
 		if err != nil || l.UncompressedDigest != res.Layers[1].DiffID {
 			t.Fatalf("copied layer %+v: %v", l, err)
+		}
+		// A copy is made from the stored layer's uncompressed diff, not from
+		// the image's blob: its record describes that stream, as
+		// containers/image's copy (PutLayer of a Diff, no OriginalDigest)
+		// leaves it, not the blob digest and size it never read.
+		if l.CompressedDigest != l.UncompressedDigest || l.CompressedSize != l.UncompressedSize ||
+			l.CompressionType != int(archive.Uncompressed) {
+			t.Errorf("copied layer records compressed %s (%d bytes, compression %d), want its diff %s (%d bytes, none)",
+				l.CompressedDigest, l.CompressedSize, l.CompressionType, l.UncompressedDigest, l.UncompressedSize)
+		}
+		if res.Layers[1].Digest == res.Layers[1].DiffID {
+			t.Fatal("the fixture's blob is not compressed: the check above proves nothing")
+		}
+		// The original keeps its blob digest and size.
+		orig, err := st.Layer(ctx, LayerIDs(diffIDs(t, base))[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if orig.CompressedDigest != res.Layers[1].Digest || orig.CompressedSize <= 0 || orig.CompressionType == int(archive.Uncompressed) {
+			t.Errorf("original layer %+v", orig)
 		}
 	})
 }

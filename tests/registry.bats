@@ -4,6 +4,7 @@
 # by `skopeo copy`. By tag and by digest, a multi-arch index, podman running
 # an image stowage pulled, concurrent pulls of overlapping images into one
 # store, a SIGKILLed pull, a tampered blob, a registry killed mid-transfer,
+# basic auth (htpasswd) with credentials from the usual auth files,
 # and stowage push to the registry and back. Fixtures come from
 # bench/gen_image.py (deterministic gzip'd layers) and, for podman, umoci.
 
