@@ -402,4 +402,10 @@ HTPASSWD_LINE='alice:$2b$12$6vjOIwMvPWNnNKpafRVai.MqOyKGbTkPOh6CVvA96MUJcP/8/kJ9
 	[[ "$output" == *"registry authentication failed"* ]]
 	pull_ok --authfile "$TESTDIR/auth.json" "$ref"
 	[ "$(stowage_q images --json | jq length)" -eq 1 ]
+
+	# stowage push reads the same files
+	run ! stowage_q push --quiet "$image" "docker://$REGISTRY/t/pushed:1"
+	export REGISTRY_AUTH_FILE="$TESTDIR/auth.json"
+	run -0 stowage_q push --quiet "$image" "docker://$REGISTRY/t/pushed:1"
+	skopeo inspect --raw --tls-verify=false --creds alice:s3cret "docker://$REGISTRY/t/pushed:1" >/dev/null
 }
