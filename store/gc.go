@@ -15,7 +15,8 @@ package store
 //     (including those check --repair keeps after salvaging a corrupt
 //     table: run gc once what is needed was recovered from the
 //     .corrupt-* file);
-//   - temporary files left by an interrupted atomic write.
+//   - temporary files left by an interrupted atomic write;
+//   - pull lock files (LockLayerFetch) a killed pull left, unless held.
 //
 // A store whose metadata does not decode is refused (run check --repair
 // first).
@@ -64,6 +65,11 @@ func (s *Store) GC(ctx context.Context) ([]string, error) {
 			errs = append(errs, err)
 		}
 		removed = append(removed, p)
+	}
+	locks, err := s.removeStaleFetchLocks()
+	removed = append(removed, locks...)
+	if err != nil {
+		errs = append(errs, err)
 	}
 	slices.Sort(removed)
 	if len(errs) > 0 {

@@ -181,6 +181,46 @@ func (sl *StagedLayer) reparentLocked(parent string) error {
 	return nil
 }
 
+// fetchLockDir is where LockLayerFetch's files are.
+func (s *Store) fetchLockDir() string {
+	return filepath.Join(s.RunRoot(), s.GraphDriverName()+"-layers", "pull-locks")
+}
+
+// removeStaleFetchLocks removes the LockLayerFetch files nobody holds (a
+// killed holder's), each under its lock as a release does, and returns
+// their paths. GC calls it.
+func (s *Store) removeStaleFetchLocks() ([]string, error) {
+	dir := s.fetchLockDir()
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var removed []string
+	var errs []error
+	for _, e := range ents {
+		if !e.Type().IsRegular() || filepath.Ext(e.Name()) != ".lock" {
+			continue
+		}
+		p := filepath.Join(dir, e.Name())
+		h, err := lockfile.TryLock(p)
+		if errors.Is(err, lockfile.ErrLocked) {
+			continue // a pull holds it
+		}
+		if err == nil {
+			err = h.Remove()
+		}
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		removed = append(removed, p)
+	}
+	return removed, errors.Join(errs...)
+}
+
 // fetchLockPoll caps the wait between LockLayerFetch's attempts.
 const fetchLockPoll = 10 * time.Millisecond
 
@@ -195,14 +235,14 @@ const fetchLockPoll = 10 * time.Millisecond
 // then locks the unlinked file sees that the path no longer names it and
 // tries again (lockfile.TryLock), so only a lock on the file the path names
 // counts. A killed holder leaves its file, which the next holder of that
-// ID removes. The lock only avoids duplicate work: after taking it, look
+// ID or GC removes. The lock only avoids duplicate work: after taking it, look
 // the layer up again, and a Commit that finds the ID taken means another
 // process won.
 func (s *Store) LockLayerFetch(ctx context.Context, id string) (func(), error) {
 	if err := table.ValidID(id); err != nil {
 		return nil, err
 	}
-	dir := filepath.Join(s.RunRoot(), s.GraphDriverName()+"-layers", "pull-locks")
+	dir := s.fetchLockDir()
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}

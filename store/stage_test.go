@@ -7,6 +7,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -173,7 +174,7 @@ func TestLockLayerFetch(t *testing.T) {
 	if _, err := s.LockLayerFetch(ctx, "../x"); err == nil {
 		t.Fatal("LockLayerFetch accepted a path as ID")
 	}
-	dir := filepath.Join(s.RunRoot(), s.GraphDriverName()+"-layers", "pull-locks")
+	dir := s.fetchLockDir()
 	if left, _ := os.ReadDir(dir); len(left) != 0 {
 		t.Fatalf("lock files left after every release: %v", left)
 	}
@@ -224,8 +225,37 @@ func TestLockLayerFetchRemovalRace(t *testing.T) {
 	if overlaps.Load() != 0 || total.Load() != 8*40 {
 		t.Fatalf("%d of %d holds overlapped another", overlaps.Load(), total.Load())
 	}
-	dir := filepath.Join(s.RunRoot(), s.GraphDriverName()+"-layers", "pull-locks")
+	dir := s.fetchLockDir()
 	if left, _ := os.ReadDir(dir); len(left) != 0 {
 		t.Fatalf("lock files left: %v", left)
+	}
+}
+
+// GC removes the lock files of killed pulls and keeps a held one.
+func TestGCRemovesStaleFetchLocks(t *testing.T) {
+	s, _ := openTest(t)
+	ctx := testCtx(t)
+	held := "1111111111111111111111111111111111111111111111111111111111111111"
+	unlock, err := s.LockLayerFetch(ctx, held)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlock()
+	stale := filepath.Join(s.fetchLockDir(), "2222222222222222222222222222222222222222222222222222222222222222.lock")
+	if err := os.WriteFile(stale, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	removed, err := s.GC(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(removed, []string{stale}) {
+		t.Errorf("GC removed %v, want only %s", removed, stale)
+	}
+	if _, err := os.Stat(stale); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("stale lock file: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(s.fetchLockDir(), held+".lock")); err != nil {
+		t.Errorf("held lock file: %v", err)
 	}
 }

@@ -241,12 +241,16 @@ wait_for_fetch() {
 	sleep 0.3
 	kill -KILL "$pid"
 	wait "$pid" || true
+	# the fetch lock files the killed pull held stay (unlocked) ...
+	locks="$TESTDIR/runroot/$STORAGE_DRIVER-layers/pull-locks"
 	run -0 --separate-stderr stowage_q pull --json oci:"$BATS_FILE_TMPDIR/big" localhost/big
 	echo "$output" | jq -e '(.fetched + .reused) == 4'
 	run -0 stowage_q layers --json
 	echo "$output" | jq -e 'length == 4 and all(.flags.incomplete != true)'
 	run -0 find "$TESTDIR/root/$STORAGE_DRIVER-layers/tmp" -mindepth 1 -maxdepth 1 -name 'temp-dir-*'
 	[ -z "$output" ]
+	# ... until the next pull of those layers takes and removes them
+	[ -z "$(ls -A "$locks")" ]
 }
 
 @test "pull: two concurrent pulls of one image fetch each layer once" {
