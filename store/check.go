@@ -9,9 +9,9 @@ package store
 //
 //  1. the metadata files decode (check_metadata.go; a file that does not
 //     is reported on its own: nothing else can be checked reliably);
-//  2. every layer of every store: big-data items present; unless Quick,
-//     the diff re-assembled from the tar-split matches the recorded
-//     uncompressed digest and size, and (read-write layers) the driver's
+//  2. every layer of every store: big-data items present; the diff
+//     re-assembled from the tar-split matches the recorded uncompressed
+//     digest and size; unless Quick, (read-write layers) the driver's
 //     list of changes holds nothing the tar-split does not (an added file
 //     is "+/path, layer content modified", a removed one "-/path, ...");
 //     a parent that no store knows;
@@ -82,8 +82,12 @@ const DefaultMaxUnreferencedAge = 24 * time.Hour
 
 // CheckOptions select what Check does.
 type CheckOptions struct {
-	// Quick skips re-reading layer contents (digest, size and change checks).
+	// Quick skips comparing each layer's files with its diff (the
+	// "+/path, layer content modified" check); digests and sizes are
+	// still verified, as upstream's quick check (CheckMost) does.
 	Quick bool
+	// metadataOnly skips re-reading layer contents altogether (gc).
+	metadataOnly bool
 	// MaxUnreferencedAge: a read-write layer that no image or container
 	// uses is reported once it is older than this (0 reports all of them).
 	MaxUnreferencedAge time.Duration
@@ -147,9 +151,9 @@ func (r *CheckReport) layerErrs(id string) []error {
 }
 
 // Check reports what is inconsistent in the store. It read-locks the
-// layer, image and container stores for its whole run; with !Quick it
-// re-reads every layer that came from a diff, which takes about as long as
-// exporting them all.
+// layer, image and container stores for its whole run; it re-reads every
+// layer that came from a diff, which takes about as long as exporting them
+// all (Quick only skips comparing their files with their diffs).
 func (s *Store) Check(ctx context.Context, opts CheckOptions) (*CheckReport, error) {
 	r := newCheckReport()
 	if bad, err := s.corruptMetadata(ctx); err != nil || len(bad) > 0 {
@@ -204,7 +208,7 @@ func (s *Store) checkLocked(ctx context.Context, opts CheckOptions, r *CheckRepo
 				r.addLayer(ro, l.ID, fmt.Errorf("%slayer %s: %w", desc, l.ID, ErrLayerDirMissing))
 				continue
 			}
-			if opts.Quick || l.UncompressedDigest == "" {
+			if opts.metadataOnly || l.UncompressedDigest == "" {
 				continue
 			}
 			if err := ctx.Err(); err != nil {
@@ -214,7 +218,7 @@ func (s *Store) checkLocked(ctx context.Context, opts CheckOptions, r *CheckRepo
 			for _, e := range errs {
 				r.addLayer(ro, l.ID, e)
 			}
-			if ro || len(errs) > 0 || l.Flags[ParentUnknownFlag] == true {
+			if opts.Quick || ro || len(errs) > 0 || l.Flags[ParentUnknownFlag] == true {
 				continue
 			}
 			errs, err := s.checkLayerChanges(ctx, l, names)

@@ -41,7 +41,7 @@ func (s *Store) GC(ctx context.Context) ([]string, error) {
 		return nil, err
 	}
 	r := newCheckReport()
-	if err := s.checkLocked(ctx, CheckOptions{Quick: true, MaxUnreferencedAge: 1 << 62}, r); err != nil {
+	if err := s.checkLocked(ctx, CheckOptions{Quick: true, metadataOnly: true, MaxUnreferencedAge: 1 << 62}, r); err != nil {
 		return nil, err
 	}
 	var removed []string
