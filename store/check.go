@@ -110,6 +110,10 @@ type CheckReport struct {
 	unaccounted []string          // driver dirs without a record, in driver order
 	orphans     map[string]string // orphan big-data dir / tar-split path -> ID (layers, images, containers)
 	temps       []string          // leftover temp files
+	// roSetAside: a read-only store was set aside (its metadata does not
+	// decode), so IDs no remaining store knows may be its: they are not
+	// reported missing, and no layer is reported unreferenced.
+	roSetAside bool
 }
 
 func newCheckReport() *CheckReport {
@@ -156,10 +160,7 @@ func (r *CheckReport) layerErrs(id string) []error {
 // all (Quick only skips comparing their files with their diffs).
 func (s *Store) Check(ctx context.Context, opts CheckOptions) (*CheckReport, error) {
 	r := newCheckReport()
-	if bad, err := s.corruptMetadata(ctx); err != nil || len(bad) > 0 {
-		for p, e := range bad {
-			r.Files[p] = append(r.Files[p], describeCorrupt(p, e))
-		}
+	if ok, err := s.reportCorruptMetadata(ctx, r, describeCorrupt); !ok || err != nil {
 		return r, err
 	}
 	unlock, err := s.lockStores(ctx, lockSpec{layers: modeRead, images: modeRead, containers: modeRead})
@@ -236,7 +237,7 @@ func (s *Store) checkLocked(ctx context.Context, opts CheckOptions, r *CheckRepo
 			if l.Parent == "" {
 				continue
 			}
-			if _, known := r.parents[l.Parent]; !known {
+			if _, known := r.parents[l.Parent]; !known && !r.roSetAside {
 				desc := ""
 				if ls.ReadOnly() {
 					desc = "read-only "
@@ -282,6 +283,9 @@ func (s *Store) checkLocked(ctx context.Context, opts CheckOptions, r *CheckRepo
 				for id := top; id != "" && !done[id]; id = r.parents[id] {
 					done[id] = true
 					if _, known := r.parents[id]; !known {
+						if r.roSetAside {
+							break
+						}
 						desc := ""
 						if ro {
 							desc = "read-only "
@@ -298,7 +302,7 @@ func (s *Store) checkLocked(ctx context.Context, opts CheckOptions, r *CheckRepo
 	for _, c := range s.containers.All() {
 		errs := checkContainerData(s.containers, c)
 		if c.ImageID != "" {
-			if !seenImages[c.ImageID] {
+			if !seenImages[c.ImageID] && !r.roSetAside {
 				errs = append(errs, fmt.Errorf("image %s: %w", c.ImageID, ErrContainerImageMissing))
 			}
 			errs = append(errs, r.Images[c.ImageID]...)
@@ -306,7 +310,9 @@ func (s *Store) checkLocked(ctx context.Context, opts CheckOptions, r *CheckRepo
 		}
 		if c.LayerID != "" {
 			if _, known := r.parents[c.LayerID]; !known {
-				errs = append(errs, fmt.Errorf("layer %s: %w", c.LayerID, ErrContainerLayerMissing))
+				if !r.roSetAside {
+					errs = append(errs, fmt.Errorf("layer %s: %w", c.LayerID, ErrContainerLayerMissing))
+				}
 			} else {
 				errs = append(errs, r.layerErrs(c.LayerID)...)
 			}
@@ -329,7 +335,7 @@ func (s *Store) checkLocked(ctx context.Context, opts CheckOptions, r *CheckRepo
 		}
 	}
 	for _, l := range s.layers.All() {
-		if !referenced[l.ID] {
+		if !referenced[l.ID] && !r.roSetAside {
 			r.addLayer(false, l.ID, fmt.Errorf("layer %s: %w", l.ID, ErrLayerUnreferenced))
 		}
 	}

@@ -21,13 +21,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"os"
 	"path/filepath"
 	"strings"
 
+	"github.com/stowage/stowage/image"
 	"github.com/stowage/stowage/internal/table"
+	"github.com/stowage/stowage/layer"
 )
+
+// ErrReadOnlyStoreSetAside marks a metadata file of a read-only store that
+// does not decode: Check and Repair set that store aside and go on.
+var ErrReadOnlyStoreSetAside = errors.New("a read-only store: not checked and never repaired; the read-write stores are checked without it")
 
 // SalvagedFile describes one metadata file SalvageMetadata replaced.
 type SalvagedFile = table.Salvaged
@@ -41,24 +46,82 @@ func OpenForCheck(ctx context.Context, opts Options) (*Store, error) {
 }
 
 // corruptMetadata returns the metadata files of every store that do not
-// decode (each under its own lock).
-func (s *Store) corruptMetadata(ctx context.Context) (map[string]error, error) {
-	out := map[string]error{}
-	add := func(m map[string]error, err error) error {
-		maps.Copy(out, m)
-		return err
+// decode (each under its own lock), and which of them belong to read-only
+// stores.
+func (s *Store) corruptMetadata(ctx context.Context) (bad map[string]error, roBad map[string]bool, err error) {
+	bad, roBad = map[string]error{}, map[string]bool{}
+	add := func(ro bool) func(map[string]error, error) error {
+		return func(m map[string]error, err error) error {
+			for p, e := range m {
+				bad[p], roBad[p] = e, ro
+			}
+			return err
+		}
 	}
 	for _, ls := range s.allLayerStores() {
-		if err := add(ls.VerifyFiles(ctx)); err != nil {
-			return out, err
+		if err := add(ls.ReadOnly())(ls.VerifyFiles(ctx)); err != nil {
+			return bad, roBad, err
 		}
 	}
 	for _, is := range s.allImageStores() {
-		if err := add(is.VerifyFiles(ctx)); err != nil {
-			return out, err
+		if err := add(is.ReadOnly())(is.VerifyFiles(ctx)); err != nil {
+			return bad, roBad, err
 		}
 	}
-	return out, add(s.containers.VerifyFiles(ctx))
+	return bad, roBad, add(false)(s.containers.VerifyFiles(ctx))
+}
+
+// reportCorruptMetadata adds the metadata files that do not decode to r
+// and reports whether the check can go on: it can when they all belong to
+// read-only stores, which are then set aside (setAsideReadOnly) and
+// reported as such.
+func (s *Store) reportCorruptMetadata(ctx context.Context, r *CheckReport, describe func(string, error) error) (bool, error) {
+	bad, roBad, err := s.corruptMetadata(ctx)
+	rwBad := 0
+	for p, e := range bad {
+		if roBad[p] {
+			e = fmt.Errorf("%w (%w)", describeCorruptShort(p, e), ErrReadOnlyStoreSetAside)
+		} else {
+			e = describe(p, e)
+			rwBad++
+		}
+		r.Files[p] = append(r.Files[p], e)
+	}
+	if err != nil || rwBad > 0 {
+		return false, err
+	}
+	if len(bad) > 0 {
+		s.setAsideReadOnly(roBad)
+		r.roSetAside = true
+	}
+	return true, nil
+}
+
+// setAsideReadOnly drops from s the read-only layer and image stores that
+// own one of the files in paths, for the rest of s's life (s comes from
+// OpenForCheck, whose callers make no concurrent calls).
+func (s *Store) setAsideReadOnly(paths map[string]bool) {
+	owns := func(dir string) bool {
+		for p := range paths {
+			if filepath.Dir(p) == dir {
+				return true
+			}
+		}
+		return false
+	}
+	var ls []*layer.Store
+	for _, l := range s.roLayers {
+		if !owns(l.Dir()) {
+			ls = append(ls, l)
+		}
+	}
+	var is []*image.Store
+	for _, i := range s.roImages {
+		if !owns(i.Dir()) {
+			is = append(is, i)
+		}
+	}
+	s.roLayers, s.roImages = ls, is
 }
 
 // SalvageMetadata sets aside every metadata file of the read-write stores

@@ -387,3 +387,92 @@ func TestCheckStrayDataFileKeepsRecord(t *testing.T) {
 		t.Fatalf("after repair: %+v", r)
 	}
 }
+
+// A read-only image store whose layers.json does not decode is set aside:
+// check reports it and still checks the primary store; repair still
+// repairs the primary store, leaves the read-only file as it is, and does
+// not take the container layer built on the read-only store's layer for a
+// dangling one.
+func TestRepairSetsAsideCorruptReadOnlyStore(t *testing.T) {
+	ctx := testCtx(t)
+	dir := t.TempDir()
+	roOpts := Options{GraphRoot: filepath.Join(dir, "ro"), RunRoot: filepath.Join(dir, "ro-run"), GraphDriverName: "vfs"}
+	ro, err := Open(ctx, roOpts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rol, err := ro.PutLayer(ctx, bytes.NewReader(makeTar(t, map[string]string{"r": "r"})), LayerOptions{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	roImg, err := ro.CreateImage(ctx, ImageOptions{TopLayer: rol.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := Options{GraphRoot: filepath.Join(dir, "root"), RunRoot: filepath.Join(dir, "run"), GraphDriverName: "vfs",
+		GraphDriverOptions: []string{"vfs.imagestore=" + roOpts.GraphRoot}}
+	s, err := Open(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctr, err := s.CreateContainer(ctx, ContainerOptions{Image: roImg.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad, err := s.PutLayer(ctx, bytes.NewReader(makeTar(t, map[string]string{"c": "cccccc"})), LayerOptions{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CreateImage(ctx, ImageOptions{TopLayer: bad.ID}); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(opts.GraphRoot, "vfs", "dir", bad.ID, "c"), []byte("CCCCCC"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	roFile := filepath.Join(roOpts.GraphRoot, "vfs-layers", "layers.json")
+	garbage := []byte(`[{"id":"` + rol.ID + `","par`)
+	if err := os.WriteFile(roFile, garbage, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cs, err := OpenForCheck(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := cs.Check(ctx, CheckOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !hasErr(r.Files[roFile], ErrReadOnlyStoreSetAside, roFile) || !hasErr(r.Files[roFile], ErrCorruptMetadata, "") {
+		t.Fatalf("read-only file: %v", r.Files)
+	}
+	if len(r.Layers[bad.ID]) == 0 {
+		t.Fatalf("the primary store's damaged layer was not checked: %+v", r)
+	}
+	if len(r.Containers[ctr.ID]) != 0 || len(r.Layers[ctr.LayerID]) != 0 {
+		t.Fatalf("container on the set-aside store reported: %v %v", r.Containers, r.Layers)
+	}
+	rs, err := OpenForCheck(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, errs := rs.Repair(ctx, RepairOptions{CheckOptions: CheckOptions{MaxUnreferencedAge: 0}})
+	if r == nil || len(errs) != 0 {
+		t.Fatalf("repair: %+v %v", r, errs)
+	}
+	if got, _ := os.ReadFile(roFile); !bytes.Equal(got, garbage) {
+		t.Fatalf("read-only file rewritten: %q", got)
+	}
+	if _, err := rs.Layer(ctx, bad.ID); !errors.Is(err, ErrLayerUnknown) {
+		t.Fatalf("damaged primary layer kept: %v", err)
+	}
+	if _, err := rs.Container(ctx, ctr.ID); err != nil {
+		t.Fatalf("container removed: %v", err)
+	}
+	if _, err := rs.Layer(ctx, ctr.LayerID); err != nil {
+		t.Fatalf("container layer removed: %v", err)
+	}
+	// The read-only store's own open still fails: it was not "fixed".
+	if _, err := Open(ctx, opts); !errors.Is(err, ErrCorruptMetadata) {
+		t.Fatalf("open with the corrupt read-only store: %v", err)
+	}
+}

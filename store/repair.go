@@ -24,7 +24,11 @@ package store
 //     items (the record stays);
 //   - leftover temporary files.
 //
-// Problems of read-only stores are reported and never touched.
+// Problems of read-only stores are reported and never touched; a
+// read-only store whose metadata does not decode is set aside (reported
+// under Files) and the read-write stores are repaired without it: layers
+// and images that could be its are then neither reported missing nor
+// removed as unreferenced.
 
 import (
 	"context"
@@ -69,6 +73,14 @@ func (s *Store) Repair(ctx context.Context, opts RepairOptions) (*CheckReport, [
 	}
 	if err != nil {
 		return nil, []error{fmt.Errorf("salvaging metadata: %w", err)}
+	}
+	// What is still corrupt belongs to read-only stores (or could not be
+	// salvaged): the former are set aside and reported, the latter stop us.
+	if ok, err := s.reportCorruptMetadata(ctx, r, describeCorruptShort); err != nil || !ok {
+		if err == nil {
+			err = fmt.Errorf("metadata still does not decode after the salvage: %w", ErrCorruptMetadata)
+		}
+		return nil, []error{err}
 	}
 	unlock, err := s.lockStores(ctx, lockSpec{graphWrite: true, layers: modeWrite, images: modeWrite, containers: modeWrite})
 	if err != nil {

@@ -135,11 +135,21 @@ func (c *checkRun) run(ctx context.Context, _ *store.Store, _ []string) error {
 			containers++
 		}
 	}
-	if len(report.ROLayers) > 0 || len(report.ROImages) > 0 || (!c.force && containers > 0) {
-		if c.force {
-			return fmt.Errorf("%d read-only layer errors, %d read-only image errors", len(report.ROLayers), len(report.ROImages))
+	roFiles := 0 // metadata of read-only stores that does not decode
+	for _, errs := range report.Files {
+		if slices.ContainsFunc(errs, func(e error) bool { return errors.Is(e, store.ErrReadOnlyStoreSetAside) }) {
+			roFiles++
 		}
-		return fmt.Errorf("%d read-only layer errors, %d read-only image errors, %d container errors", len(report.ROLayers), len(report.ROImages), containers)
+	}
+	if len(report.ROLayers) > 0 || len(report.ROImages) > 0 || (!c.force && containers > 0) || roFiles > 0 {
+		msg := fmt.Sprintf("%d read-only layer errors, %d read-only image errors", len(report.ROLayers), len(report.ROImages))
+		if !c.force {
+			msg += fmt.Sprintf(", %d container errors", containers)
+		}
+		if roFiles > 0 {
+			msg += fmt.Sprintf(", %d read-only store file errors", roFiles)
+		}
+		return errors.New(msg)
 	}
 	return nil
 }
