@@ -66,6 +66,11 @@ type MountOptions struct {
 	// Shifter capability reports true honours them; others fail. The
 	// store sets them only for a container whose layer is unmapped.
 	UIDMap, GIDMap []idmap.IDMap
+	// Volatile asks for a mount whose writes need not reach the disk
+	// (overlay's "volatile" option, when the kernel has it): the store
+	// sets it for volatile containers. Drivers without such a mode ignore
+	// it. Added with issue 4.
+	Volatile bool
 }
 
 // ApplyOptions describe a diff applied to a layer.

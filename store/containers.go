@@ -88,7 +88,7 @@ func (s *Store) CreateContainer(ctx context.Context, opts ContainerOptions) (*co
 	}
 	flags["MountLabel"], flags["ProcessLabel"] = "", ""
 	if volatile {
-		flags["Volatile"] = true
+		flags[volatileFlag] = true
 	}
 	rec := &container.Container{
 		ID: id, Names: names, ImageID: imageID, LayerID: l.ID, Metadata: opts.Metadata,

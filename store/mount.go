@@ -58,8 +58,17 @@ func (s *Store) Mount(ctx context.Context, nameOrID string, opts MountOptions) (
 	if label == "" {
 		label = l.MountLabel
 	}
-	return s.mountLayerLocked(ctx, l.ID, driver.MountOptions{MountLabel: label, Options: opts.Options, UIDMap: uid, GIDMap: gid})
+	// As upstream, a volatile container's layer is mounted volatile (when
+	// the driver can): its writes need not survive a crash, like its record.
+	volatile := false
+	if c, ok := s.containers.Lookup(nameOrID); ok {
+		volatile, _ = c.Flags[volatileFlag].(bool)
+	}
+	return s.mountLayerLocked(ctx, l.ID, driver.MountOptions{MountLabel: label, Options: opts.Options, UIDMap: uid, GIDMap: gid, Volatile: volatile})
 }
+
+// volatileFlag is the container flag upstream sets on volatile containers.
+const volatileFlag = "Volatile"
 
 // mountLayerLocked counts one more mount of a primary-store layer,
 // asking the driver for it unless it is still mounted.

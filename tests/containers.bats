@@ -160,5 +160,21 @@ load helpers
 	storage --debug=false unmount "$container" >/dev/null
 	mnt=$(mount_layer "$container")
 	[ "$(cat "$mnt/file")" = kept ]
+	if [ "$STORAGE_DRIVER" = overlay ]; then
+		# mounted with overlay's volatile option (fsync=volatile on newer kernels)
+		opts=$(awk -v m="$mnt" '$5 == m { sub(/.* - /, ""); print $3 }' /proc/self/mountinfo)
+		echo "volatile container mount options: $opts"
+		[[ ",$opts," =~ ,(fsync=)?volatile, ]]
+	fi
 	storage --debug=false unmount "$container" >/dev/null
+	if [ "$STORAGE_DRIVER" = overlay ]; then
+		run -0 storage --debug=false create-container "$image"
+		plain=${lines[0]}
+		mnt=$(mount_layer "$plain")
+		opts=$(awk -v m="$mnt" '$5 == m { sub(/.* - /, ""); print $3 }' /proc/self/mountinfo)
+		echo "plain container mount options: $opts"
+		[ -n "$opts" ]
+		! [[ ",$opts," =~ ,(fsync=)?volatile, ]]
+		storage --debug=false unmount "$plain" >/dev/null
+	fi
 }

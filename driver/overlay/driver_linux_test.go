@@ -266,6 +266,55 @@ func TestGetPutCounts(t *testing.T) {
 	}
 }
 
+// A volatile Get mounts with the "volatile" option when the kernel has it
+// (the probe result is cached in the run home); a plain Get does not.
+func TestGetVolatile(t *testing.T) {
+	d := newTestDriver(t)
+	cleanupDriver(t, d)
+	if !d.supportsVolatile() {
+		t.Skip("the kernel refuses overlay's volatile option")
+	}
+	if _, err := os.Stat(filepath.Join(d.runHome, "volatile-true")); err != nil {
+		t.Errorf("probe result not cached: %v", err)
+	}
+	stage(t, d, "base", "", drivertest.Tar(t, drivertest.Entry{Name: "f", Body: "x"}))
+	for _, volatile := range []bool{true, false} {
+		p, err := d.Get(bg, "base", driver.MountOptions{Volatile: volatile})
+		if err != nil {
+			t.Fatal(err)
+		}
+		opts := superOptions(t, p)
+		// Newer kernels show the option as fsync=volatile.
+		words := strings.Split(opts, ",")
+		if got := slices.Contains(words, "volatile") || slices.Contains(words, "fsync=volatile"); got != volatile {
+			t.Errorf("Volatile %v: mount options %q", volatile, opts)
+		}
+		if err := d.Put(bg, "base"); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// superOptions returns the file system options of the mount at p.
+func superOptions(t *testing.T, p string) string {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 4 && f[4] == p {
+			_, after, _ := strings.Cut(line, " - ")
+			if g := strings.Fields(after); len(g) == 3 {
+				return g[2]
+			}
+		}
+	}
+	t.Fatalf("%s is not in /proc/self/mountinfo", p)
+	return ""
+}
+
 func TestHomePrivateMount(t *testing.T) {
 	d := newTestDriver(t)
 	if ok, _ := isMounted(d.Home()); !ok {

@@ -33,7 +33,9 @@ func (d *Driver) mergedDir(dir, id string, writable bool) string {
 // are seen through idmapped clones of their homes mounted under
 // <layer>/mapped while the overlay is made (see SupportsShifting); without
 // shifting support that fails wrapping driver.ErrNotSupported. The mount is made through the new mount API (one "lowerdir+" per
-// lower, so 500 lowers fit), falling back to mount(2).
+// lower, so 500 lowers fit), falling back to mount(2). opts.Volatile adds
+// the "volatile" option when the kernel has it (probed once, see
+// supportsVolatile).
 func (d *Driver) Get(ctx context.Context, id string, opts driver.MountOptions) (string, error) {
 	dir, writable, err := d.lookup(id)
 	if err != nil {
@@ -61,6 +63,7 @@ func (d *Driver) Get(ctx context.Context, id string, opts driver.MountOptions) (
 		Diff: filepath.Join(dir, diffName), Work: filepath.Join(dir, workName), Empty: filepath.Join(dir, emptyName),
 		Lowers: lowers, CallerOptions: opts.Options, MountOpt: d.mountOpt, Label: opts.MountLabel,
 		Rootless: d.rootless, Metacopy: d.metacopy, ReadOnlyStore: !writable,
+		Volatile: opts.Volatile, VolatileOK: opts.Volatile && d.supportsVolatile(),
 	})
 	if err != nil {
 		return "", fmt.Errorf("overlay layer %s: %w", id, err)

@@ -51,6 +51,9 @@ type Driver struct {
 
 	idmapOnce sync.Once // guards idmapOK: the idmapped-lower probe runs once
 	idmapOK   bool
+
+	volatileOnce sync.Once // guards volatileOK: the volatile probe runs once
+	volatileOK   bool
 }
 
 var (
@@ -306,7 +309,7 @@ func (d *Driver) Status() [][2]string {
 		{"Native Overlay Diff", strconv.FormatBool(!d.naiveDiff)},
 		{"Using metacopy", strconv.FormatBool(d.metacopy)},
 		{"Supports shifting", strconv.FormatBool(d.SupportsShifting())},
-		{"Supports volatile", "true"},
+		{"Supports volatile", strconv.FormatBool(d.supportsVolatile())},
 	}
 }
 

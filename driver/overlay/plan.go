@@ -17,6 +17,8 @@ type planInput struct {
 	Rootless          bool     // overlay xattrs must be user.overlay.*
 	Metacopy          bool     // the kernel honours metacopy=on
 	ReadOnlyStore     bool     // the layer lives in a read-only store
+	Volatile          bool     // MountOptions.Volatile: the caller asks for "volatile"
+	VolatileOK        bool     // the kernel accepts "volatile" (probed)
 }
 
 // mountPlan is one overlay mount: what the syscall layer executes.
@@ -68,7 +70,8 @@ var dataKeys = map[string]bool{
 // planMount builds the mount of one layer: options from the caller, else
 // mountopt; metacopy=on added when mountopt has it and the kernel honours
 // it, stripped when it does not; index=off unless given; userxattr when
-// rootless. "ro" (or a read-only store) mounts diff as the top lower with
+// rootless; "volatile" when asked for and the kernel has it (see
+// planInput). "ro" (or a read-only store) mounts diff as the top lower with
 // no upper. Without lowers, empty/ is the lower. More than maxDepth lowers
 // fail wrapping ErrMaxDepth; driver-owned or unknown options fail wrapping
 // driver.ErrBadMountOpt.
@@ -82,7 +85,7 @@ func planMount(in planInput) (mountPlan, error) {
 	}
 	var p mountPlan
 	readOnly := in.ReadOnlyStore
-	hasIndex, hasUserxattr := false, false
+	hasIndex, hasUserxattr, hasVolatile := false, false, false
 	for _, o := range opts {
 		o = strings.TrimSpace(o)
 		if o == "" {
@@ -110,6 +113,7 @@ func planMount(in planInput) (mountPlan, error) {
 		}
 		hasIndex = hasIndex || key == "index"
 		hasUserxattr = hasUserxattr || key == "userxattr"
+		hasVolatile = hasVolatile || key == "volatile"
 		p.Data = append(p.Data, o)
 	}
 	if readOnly {
@@ -118,6 +122,12 @@ func planMount(in planInput) (mountPlan, error) {
 	}
 	if !hasIndex {
 		p.Data = append(p.Data, "index=off")
+	}
+	// Like upstream: "volatile" asked for by the caller is added when the
+	// kernel has it and silently dropped when not; a mount without an
+	// upper layer has nothing to be volatile about.
+	if in.Volatile && in.VolatileOK && !readOnly && !hasVolatile {
+		p.Data = append(p.Data, "volatile")
 	}
 	if in.Rootless && !hasUserxattr {
 		p.Data = append(p.Data, "userxattr")

@@ -62,6 +62,20 @@ func TestPlanMount(t *testing.T) {
 			wantLowers: lowers(500), wantUpper: "/h/x/diff", wantData: []string{"index=off"}},
 		{name: "500 lowers ro is 501", in: with(func(in *planInput) { in.Lowers = lowers(500); in.CallerOptions = []string{"ro"} }), wantErr: ErrMaxDepth},
 		{name: "501 lowers", in: with(func(in *planInput) { in.Lowers = lowers(501) }), wantErr: ErrMaxDepth},
+		{name: "volatile when asked for and supported", in: with(func(in *planInput) { in.Volatile, in.VolatileOK = true, true }),
+			wantLowers: []string{"/h/x/empty"}, wantUpper: "/h/x/diff", wantData: []string{"index=off", "volatile"}},
+		{name: "volatile dropped without kernel support", in: with(func(in *planInput) { in.Volatile = true }),
+			wantLowers: []string{"/h/x/empty"}, wantUpper: "/h/x/diff", wantData: []string{"index=off"}},
+		{name: "volatile not for a read-only mount", in: with(func(in *planInput) {
+			in.Volatile, in.VolatileOK = true, true
+			in.CallerOptions = []string{"ro"}
+		}),
+			wantLowers: []string{"/h/x/diff", "/h/x/empty"}, wantData: []string{"index=off"}, wantAttrs: 0x1},
+		{name: "volatile given by the caller once", in: with(func(in *planInput) {
+			in.Volatile, in.VolatileOK = true, true
+			in.CallerOptions = []string{"volatile"}
+		}),
+			wantLowers: []string{"/h/x/empty"}, wantUpper: "/h/x/diff", wantData: []string{"volatile", "index=off"}},
 		{name: "upperdir refused", in: with(func(in *planInput) { in.CallerOptions = []string{"upperdir=/tmp"} }), wantErr: driver.ErrBadMountOpt},
 		{name: "lowerdir in mountopt refused", in: with(func(in *planInput) { in.MountOpt = "lowerdir=/" }), wantErr: driver.ErrBadMountOpt},
 		{name: "unknown option refused", in: with(func(in *planInput) { in.CallerOptions = []string{"bogus"} }), wantErr: driver.ErrBadMountOpt},
