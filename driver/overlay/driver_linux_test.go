@@ -295,6 +295,49 @@ func TestGetVolatile(t *testing.T) {
 	}
 }
 
+// A mount nobody counts (its process died before mountpoints.json was
+// saved) is replaced by the next Get, not hidden under a second overlay.
+func TestGetReplacesUncountedMount(t *testing.T) {
+	d := newTestDriver(t)
+	cleanupDriver(t, d)
+	stage(t, d, "base", "", drivertest.Tar(t, drivertest.Entry{Name: "f", Body: "x"}))
+	p, err := d.Get(bg, "base", driver.MountOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.mu.Lock()
+	delete(d.counts, "base") // as seen by another process
+	d.mu.Unlock()
+	if _, err := d.Get(bg, "base", driver.MountOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if n := mountsAt(t, p); n != 1 {
+		t.Fatalf("%d mounts at %s, want 1", n, p)
+	}
+	if err := d.Put(bg, "base"); err != nil {
+		t.Fatal(err)
+	}
+	if n := mountsAt(t, p); n != 0 {
+		t.Fatalf("%d mounts left at %s after the last Put", n, p)
+	}
+}
+
+// mountsAt counts the entries of /proc/self/mountinfo mounted at p.
+func mountsAt(t *testing.T, p string) int {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) > 4 && f[4] == p {
+			n++
+		}
+	}
+	return n
+}
+
 // superOptions returns the file system options of the mount at p.
 func superOptions(t *testing.T, p string) string {
 	t.Helper()

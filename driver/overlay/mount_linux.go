@@ -71,6 +71,9 @@ func (d *Driver) Get(ctx context.Context, id string, opts driver.MountOptions) (
 	if err := d.prepareMountDirs(dir, merged, plan); err != nil {
 		return "", fmt.Errorf("overlay layer %s: %w", id, err)
 	}
+	if err := detachUncounted(merged); err != nil {
+		return "", fmt.Errorf("overlay layer %s: %w", id, err)
+	}
 	if len(opts.UIDMap) > 0 || len(opts.GIDMap) > 0 {
 		if !d.SupportsShifting() {
 			return "", fmt.Errorf("overlay layer %s: ID-mapped mount asked for, but idmapped lowers are unavailable (not root, %s=yes, or the kernel lacks them): %w", id, disableIDMapEnv, driver.ErrNotSupported)
@@ -112,6 +115,25 @@ func (d *Driver) prepareMountDirs(dir, merged string, plan mountPlan) error {
 	err = os.RemoveAll(filepath.Join(plan.Work, "work", "incompat", "volatile"))
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
+	}
+	return nil
+}
+
+// detachUncounted detaches mounts left at merged that no count accounts
+// for (the store asks for a mount only when mountpoints.json has none that
+// is live): a process killed between its mount and the save of
+// mountpoints.json, or a record lost with a damaged mountpoints.json,
+// leaves one. Mounting over it would stack a second overlay that hides
+// the first, and a later Put would only take the top one away; detaching
+// replaces it instead (processes still using it keep their view).
+func detachUncounted(merged string) error {
+	for range 16 {
+		if ok, err := mountinfo.Mounted(merged); err != nil || !ok {
+			return err
+		}
+		if err := unmount(merged); err != nil {
+			return err
+		}
 	}
 	return nil
 }
