@@ -9,7 +9,8 @@ package store
 //
 //  1. the metadata files decode (check_metadata.go; a file that does not
 //     is reported on its own: nothing else can be checked reliably);
-//  2. every layer of every store: big-data items present; the diff
+//  2. every layer of every store: big-data items present; no ApplyDiff
+//     left unfinished (ApplyingDiffFlag); the diff
 //     re-assembled from the tar-split matches the recorded uncompressed
 //     digest and size; unless Quick, (read-write layers) the driver's
 //     list of changes holds nothing the tar-split does not (an added file
@@ -70,6 +71,9 @@ var (
 	ErrContainerLayerMissing       = errors.New("container layer is missing")
 	ErrContainerDataMissing        = errors.New("container data item is missing")
 	ErrContainerDataIncorrectSize  = errors.New("container data item has incorrect size")
+	// ErrLayerApplyUnfinished is a layer whose ApplyDiff failed or was
+	// interrupted: part of a diff may be in it.
+	ErrLayerApplyUnfinished = errors.New("applying a diff to the layer did not finish")
 	// ErrOrphanData is a big-data directory or tar-split file whose record is gone.
 	ErrOrphanData = errors.New("not accounted for by any record")
 	// ErrLeftoverTemp is a temporary file an interrupted atomic write left.
@@ -204,6 +208,9 @@ func (s *Store) checkLocked(ctx context.Context, opts CheckOptions, r *CheckRepo
 				if err != nil {
 					r.addLayer(ro, l.ID, fmt.Errorf("%slayer %s: data item %q: %w", desc, l.ID, key, err))
 				}
+			}
+			if applying, _ := l.Flags[ApplyingDiffFlag].(bool); applying {
+				r.addLayer(ro, l.ID, fmt.Errorf("%slayer %s: %w", desc, l.ID, ErrLayerApplyUnfinished))
 			}
 			if !drv.Exists(l.ID) {
 				r.addLayer(ro, l.ID, fmt.Errorf("%slayer %s: %w", desc, l.ID, ErrLayerDirMissing))

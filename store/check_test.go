@@ -476,3 +476,54 @@ func TestRepairSetsAsideCorruptReadOnlyStore(t *testing.T) {
 		t.Fatalf("open with the corrupt read-only store: %v", err)
 	}
 }
+
+// failingReader yields data, then fails.
+type failingReader struct {
+	r io.Reader
+}
+
+func (f *failingReader) Read(p []byte) (int, error) {
+	n, err := f.r.Read(p)
+	if err == io.EOF {
+		return n, errors.New("connection reset")
+	}
+	return n, err
+}
+
+// An ApplyDiff that fails (or is killed) after writing files leaves its
+// layer flagged: check reports it, after a reopen too, and a later
+// successful ApplyDiff clears the flag.
+func TestApplyDiffUnfinishedIsReported(t *testing.T) {
+	s, opts := openTest(t)
+	ctx := testCtx(t)
+	l, err := s.CreateLayer(ctx, LayerOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	full := makeTar(t, map[string]string{"a": strings.Repeat("a", 4096), "b": "bbb"})
+	if _, err := s.ApplyDiff(ctx, l.ID, &failingReader{bytes.NewReader(full[:len(full)-1024])}); err == nil {
+		t.Fatal("ApplyDiff of a broken stream succeeded")
+	}
+	s2, err := Open(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "layer " + l.ID + ": applying a diff to the layer did not finish"
+	r := mustCheck(t, s2, CheckOptions{MaxUnreferencedAge: DefaultMaxUnreferencedAge})
+	if !hasErr(r.Layers[l.ID], ErrLayerApplyUnfinished, want) {
+		t.Fatalf("report: %v", r.Layers)
+	}
+	if _, err := s2.ApplyDiff(ctx, l.ID, bytes.NewReader(full)); err != nil {
+		t.Fatal(err)
+	}
+	if r := mustCheck(t, s2, CheckOptions{MaxUnreferencedAge: DefaultMaxUnreferencedAge}); !r.Empty() {
+		t.Fatalf("after a successful ApplyDiff: %+v", r)
+	}
+	got, err := s2.Layer(ctx, l.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := got.Flags[ApplyingDiffFlag]; ok {
+		t.Fatalf("flag kept: %v", got.Flags)
+	}
+}

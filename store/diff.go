@@ -141,6 +141,13 @@ func (s *Store) Changes(ctx context.Context, from, to string) ([]archive.Change,
 // place (the locked path: layers.lock is held for writing while the
 // stream is read), writes its tar-split and records digests and sizes.
 // It returns the bytes of file content written.
+//
+// The record is saved flagged ApplyingDiffFlag before the first file is
+// written and without it once the digests are recorded, so that a crash
+// or a failure in between (which leaves part of the diff in the layer)
+// shows in Check as ErrLayerApplyUnfinished. Upstream flags nothing here;
+// the "incomplete" flag is not used because the next open would delete
+// the layer, which may be a container's or have children.
 func (s *Store) ApplyDiff(ctx context.Context, nameOrID string, diff io.Reader) (int64, error) {
 	unlock, err := s.lockStores(ctx, lockSpec{layers: modeWrite})
 	if err != nil {
@@ -149,6 +156,14 @@ func (s *Store) ApplyDiff(ctx context.Context, nameOrID string, diff io.Reader) 
 	defer unlock()
 	l, err := s.writableLayerLocked(nameOrID, ErrLayerUnknown)
 	if err != nil {
+		return -1, err
+	}
+	if l.Flags == nil {
+		l.Flags = map[string]any{}
+	}
+	l.Flags[ApplyingDiffFlag] = true
+	s.layers.Update(l)
+	if err := s.layers.Save(ctx); err != nil {
 		return -1, err
 	}
 	tmp, err := staging.New(filepath.Join(s.layers.Dir(), "tmp"))
@@ -178,12 +193,17 @@ func (s *Store) ApplyDiff(ctx context.Context, nameOrID string, diff io.Reader) 
 		return -1, err
 	}
 	applyResult(l, res, LayerOptions{})
+	delete(l.Flags, ApplyingDiffFlag)
 	s.layers.Update(l)
 	if err := s.layers.Save(ctx); err != nil {
 		return -1, err
 	}
 	return res.Size, nil
 }
+
+// ApplyingDiffFlag marks a layer whose ApplyDiff has not finished (see
+// ApplyDiff).
+const ApplyingDiffFlag = "stowage-applying-diff"
 
 // layerFileOpener opens layer id's files for tar-split reassembly: through
 // one tarsplit.LayerDir when the driver exposes its diff directory, else
