@@ -65,6 +65,28 @@ func (s *Store) Diff(ctx context.Context, from, to string, opts DiffOptions) (io
 	return &diffReader{pr: pr, done: done}, nil
 }
 
+// DiffTo is Diff writing the stream to w itself: no pipe and no copy
+// between goroutines, which is what the CLI uses. The layer stores stay
+// read-locked until it returns; an error may come after part of the
+// stream was written.
+func (s *Store) DiffTo(ctx context.Context, w io.Writer, from, to string, opts DiffOptions) error {
+	unlock, err := s.lockStores(ctx, lockSpec{layers: modeRead})
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	l, ls, fromID, err := s.diffEndsLocked(from, to)
+	if err != nil {
+		return err
+	}
+	comp := archive.Compression(l.CompressionType)
+	if opts.Compression != nil {
+		comp = *opts.Compression
+	}
+	snap := layer.Copy(l)
+	return s.writeDiff(ctx, w, &snap, ls, fromID, comp)
+}
+
 type diffReader struct {
 	pr   *io.PipeReader
 	done chan struct{}

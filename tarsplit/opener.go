@@ -139,13 +139,14 @@ func (d *LayerDir) Open(name string) (io.ReadCloser, error) {
 		unix.Close(fd)
 		return nil, fmt.Errorf("%s: on another file system than %s", full, d.path)
 	}
-	return &fdReader{fd: fd, name: full}, nil
+	return &fdReader{fd: fd, name: full, size: st.Size}, nil
 }
 
 // fdReader reads a regular file with read(2).
 type fdReader struct {
 	fd   int
 	name string
+	size int64 // at open
 }
 
 func (r *fdReader) Read(p []byte) (int, error) {

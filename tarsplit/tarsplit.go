@@ -1,11 +1,9 @@
 package tarsplit
 
 import (
-	"bufio"
-	"bytes"
 	"context"
+	"encoding/binary"
 	"fmt"
-	"hash"
 	"hash/crc64"
 	"io"
 
@@ -32,22 +30,28 @@ func Reassemble(ctx context.Context, w io.Writer, tarSplitGz io.Reader, open Ope
 
 // ReassembleJSON is Reassemble on the uncompressed JSON stream.
 func ReassembleJSON(ctx context.Context, w io.Writer, jsonStream io.Reader, open Opener) error {
-	// Headers and padding are small writes; batching them (and the file
-	// data) into 1 MiB writes matters when w is a pipe to another
-	// goroutine or process: one hand-off per MiB instead of per header.
-	bw := bufio.NewWriterSize(w, outBufSize)
-	err := reassemble(ctx, bw, jsonStream, open)
-	if ferr := bw.Flush(); err == nil {
+	a := assembler{w: w, open: open, out: make([]byte, 0, outBufSize)}
+	err := a.run(ctx, newUnpacker(jsonStream))
+	if ferr := a.flush(); err == nil {
 		err = ferr
 	}
 	return err
 }
 
+// outBufSize is the size of the writes to w: headers, padding and file
+// data are batched (file data is read straight into the buffer), which
+// matters when w is a pipe to another goroutine or process: one hand-off
+// per MiB instead of per header.
 const outBufSize = 1 << 20
 
-func reassemble(ctx context.Context, w *bufio.Writer, jsonStream io.Reader, open Opener) error {
-	up := storage.NewJSONUnpacker(jsonStream)
-	fc := fileCopier{w: w, open: open, buf: make([]byte, 1<<20), crc: crc64.New(storage.CRCTable), sum: make([]byte, 0, 8)}
+// assembler writes the reassembled tar through one output buffer.
+type assembler struct {
+	w    io.Writer
+	open Opener
+	out  []byte // pending output, cap outBufSize
+}
+
+func (a *assembler) run(ctx context.Context, up *unpacker) error {
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -61,7 +65,7 @@ func reassemble(ctx context.Context, w *bufio.Writer, jsonStream io.Reader, open
 		}
 		switch e.Type {
 		case storage.SegmentType:
-			if _, err := w.Write(e.Payload); err != nil {
+			if err := a.write(e.Payload); err != nil {
 				return err
 			}
 		case storage.FileType:
@@ -71,7 +75,7 @@ func reassemble(ctx context.Context, w *bufio.Writer, jsonStream io.Reader, open
 			if e.Size < 0 {
 				return fmt.Errorf("reading tar-split: entry %q has size %d: %w", e.GetName(), e.Size, ErrCorrupt)
 			}
-			if err := fc.copy(e); err != nil {
+			if err := a.copyFile(e); err != nil {
 				return err
 			}
 		default:
@@ -80,37 +84,80 @@ func reassemble(ctx context.Context, w *bufio.Writer, jsonStream io.Reader, open
 	}
 }
 
-// fileCopier writes layer files into the reassembled tar, reusing its
-// buffers across entries.
-type fileCopier struct {
-	w    io.Writer
-	open Opener
-	buf  []byte
-	crc  hash.Hash64
-	sum  []byte
+func (a *assembler) flush() error {
+	if len(a.out) == 0 {
+		return nil
+	}
+	_, err := a.w.Write(a.out)
+	a.out = a.out[:0]
+	return err
 }
 
-// copy writes the file entry e names, checking its size and CRC-64.
-func (c *fileCopier) copy(e *storage.Entry) error {
+func (a *assembler) write(p []byte) error {
+	if len(p) > cap(a.out)-len(a.out) {
+		if err := a.flush(); err != nil {
+			return err
+		}
+		if len(p) > cap(a.out) {
+			_, err := a.w.Write(p)
+			return err
+		}
+	}
+	a.out = append(a.out, p...)
+	return nil
+}
+
+// copyFile appends the file entry e names to the output, reading it
+// straight into the output buffer, and checks its size and CRC-64.
+func (a *assembler) copyFile(e *storage.Entry) error {
 	name := e.GetName()
-	f, err := c.open(name)
+	f, err := a.open(name)
 	if err != nil {
 		return fmt.Errorf("opening layer file %q: %w", name, err)
 	}
 	defer f.Close()
-	c.crc.Reset()
-	// Copy exactly Size bytes; a shorter or longer file is an integrity failure.
-	n, err := io.CopyBuffer(io.MultiWriter(c.w, c.crc), io.LimitReader(f, e.Size), c.buf)
-	if err != nil {
-		return fmt.Errorf("copying layer file %q: %w", name, err)
-	}
-	var extra [1]byte
-	m, _ := io.ReadFull(f, extra[:])
-	if n != e.Size || m != 0 {
+	// A file of the LayerDir knows its size from the fstat of its open:
+	// no read to probe for the end.
+	fr, sized := f.(*fdReader)
+	if sized && fr.size != e.Size {
 		return fmt.Errorf("%w for %s (size differs from %d)", ErrFileIntegrity, name, e.Size)
 	}
-	c.sum = c.crc.Sum(c.sum[:0])
-	if !bytes.Equal(c.sum, e.Payload) {
+	var crc uint64
+	left := e.Size
+	for left > 0 {
+		if len(a.out) == cap(a.out) {
+			if err := a.flush(); err != nil {
+				return err
+			}
+		}
+		buf := a.out[len(a.out):cap(a.out)]
+		if int64(len(buf)) > left {
+			buf = buf[:left]
+		}
+		n, err := f.Read(buf)
+		if n > 0 {
+			crc = crc64.Update(crc, storage.CRCTable, buf[:n])
+			a.out = a.out[:len(a.out)+n]
+			left -= int64(n)
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("copying layer file %q: %w", name, err)
+		}
+	}
+	if left != 0 {
+		return fmt.Errorf("%w for %s (size differs from %d)", ErrFileIntegrity, name, e.Size)
+	}
+	if !sized {
+		// Copy exactly Size bytes; a longer file is an integrity failure.
+		var extra [1]byte
+		if m, _ := io.ReadFull(f, extra[:]); m != 0 {
+			return fmt.Errorf("%w for %s (size differs from %d)", ErrFileIntegrity, name, e.Size)
+		}
+	}
+	if len(e.Payload) != 8 || binary.BigEndian.Uint64(e.Payload) != crc {
 		return fmt.Errorf("%w for %s", ErrFileIntegrity, name)
 	}
 	return nil

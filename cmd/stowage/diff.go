@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
+	"os"
 
 	"github.com/stowage/stowage/archive"
 	"github.com/stowage/stowage/store"
@@ -50,12 +52,7 @@ func (c *diffRun) run(ctx context.Context, st *store.Store, args []string) error
 		set(archive.Xz)
 	}
 	from, to := fromTo(args)
-	rc, err := st.Diff(ctx, from, to, opts)
-	if err != nil {
-		return err
-	}
-	defer rc.Close()
-	return writeOutput(c.p, c.file, rc)
+	return writeOutputFunc(c.p, c.file, func(w io.Writer) error { return st.DiffTo(ctx, w, from, to, opts) })
 }
 
 var diffSizeCmd = &command{
@@ -156,4 +153,23 @@ func (c *notImplementedRun) addFlags(fs *flagSet) {
 
 func (c *notImplementedRun) run(context.Context, *store.Store, []string) error {
 	return errNotImplemented(c.name)
+}
+
+// writeOutputFunc calls write with the file (created or truncated first,
+// as the reference does) or stdout when file is empty; an error closing
+// the file is the result when write succeeded.
+func writeOutputFunc(p *printer, file string, write func(io.Writer) error) (err error) {
+	if file == "" {
+		return write(p.out)
+	}
+	f, err := os.Create(file)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+	}()
+	return write(f)
 }
