@@ -42,19 +42,18 @@ func DirOpener(dir string) Opener {
 }
 
 // LayerDir opens tar-split names below one directory for a whole
-// reassembly, with the confinement of DirOpener but fewer system calls: the
-// directory part of a name is resolved once per directory (openat2 with
-// RESOLVE_IN_ROOT, kept open in a bounded cache) and each file is then a
-// single-component openat that never follows a symlink. Files are read
-// with plain read(2), outside Go's poller. Not safe for concurrent use.
+// reassembly, with the confinement of DirOpener but one system call per
+// file: an openat2 (RESOLVE_IN_ROOT, RESOLVE_NO_XDEV, O_NOFOLLOW) from a
+// descriptor of the directory kept open. Resolving the whole name in the
+// kernel costs about what an openat from a cached descriptor of the
+// file's directory does, and a cache of directory descriptors misses on
+// every file when a layer's files do not come directory by directory.
+// Files are read with plain read(2), outside Go's poller.
 type LayerDir struct {
-	path  string
-	root  int
-	dev   uint64
-	cache map[string]int // dir rel -> O_PATH fd
+	path string
+	root int
+	dev  uint64
 }
-
-const maxLayerDirFds = 512
 
 // OpenLayerDir opens dir for Open; Close releases it.
 func OpenLayerDir(dir string) (*LayerDir, error) {
@@ -67,34 +66,26 @@ func OpenLayerDir(dir string) (*LayerDir, error) {
 		unix.Close(fd)
 		return nil, &os.PathError{Op: "stat", Path: dir, Err: err}
 	}
-	return &LayerDir{path: dir, root: fd, dev: st.Dev, cache: map[string]int{}}, nil
+	return &LayerDir{path: dir, root: fd, dev: st.Dev}, nil
 }
 
-// Close closes every descriptor the LayerDir holds.
+// Close closes the directory's descriptor.
 func (d *LayerDir) Close() error {
-	d.dropCache()
 	err := unix.Close(d.root)
 	d.root = -1
 	return err
 }
 
-func (d *LayerDir) dropCache() {
-	for _, fd := range d.cache {
-		unix.Close(fd)
-	}
-	clear(d.cache)
-}
-
-// dirFd returns a confined descriptor of the directory rel ("" = root).
-func (d *LayerDir) dirFd(rel string) (int, error) {
+// Open opens the regular file name (a tar-split name) below the directory.
+func (d *LayerDir) Open(name string) (io.ReadCloser, error) {
+	rel := strings.TrimPrefix(path.Clean("/"+name), "/")
+	full := path.Join(d.path, rel)
 	if rel == "" {
-		return d.root, nil
-	}
-	if fd, ok := d.cache[rel]; ok {
-		return fd, nil
+		return nil, fmt.Errorf("%s: not a regular file", full)
 	}
 	how := unix.OpenHow{
-		Flags:   unix.O_PATH | unix.O_DIRECTORY | unix.O_CLOEXEC,
+		// O_NONBLOCK: a FIFO must not block the open; it is refused below.
+		Flags:   unix.O_RDONLY | unix.O_CLOEXEC | unix.O_NOFOLLOW | unix.O_NONBLOCK | unix.O_NOCTTY,
 		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS | unix.RESOLVE_NO_XDEV,
 	}
 	var fd int
@@ -105,29 +96,6 @@ func (d *LayerDir) dirFd(rel string) (int, error) {
 			break
 		}
 	}
-	if err != nil {
-		return -1, err
-	}
-	if len(d.cache) >= maxLayerDirFds {
-		d.dropCache()
-	}
-	d.cache[rel] = fd
-	return fd, nil
-}
-
-// Open opens the regular file name (a tar-split name) below the directory.
-func (d *LayerDir) Open(name string) (io.ReadCloser, error) {
-	rel := strings.TrimPrefix(path.Clean("/"+name), "/")
-	full := path.Join(d.path, rel)
-	if rel == "" {
-		return nil, fmt.Errorf("%s: not a regular file", full)
-	}
-	dir, base := path.Split(rel)
-	dfd, err := d.dirFd(strings.TrimSuffix(dir, "/"))
-	if err != nil {
-		return nil, &os.PathError{Op: "open", Path: full, Err: err}
-	}
-	fd, err := unix.Openat(dfd, base, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_NOCTTY, 0)
 	if err != nil {
 		return nil, &os.PathError{Op: "open", Path: full, Err: err}
 	}
