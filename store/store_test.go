@@ -46,6 +46,13 @@ func TestPutLayerImageContainerFlow(t *testing.T) {
 	if err != nil || !bytes.Equal(diff, blob) {
 		t.Fatalf("Diff differs from the original (%d vs %d bytes): %v", len(diff), len(blob), err)
 	}
+	var direct bytes.Buffer
+	if err := s.DiffTo(ctx, &direct, "", l.ID, DiffOptions{}); err != nil || !bytes.Equal(direct.Bytes(), blob) {
+		t.Fatalf("DiffTo differs from the original (%d vs %d bytes): %v", direct.Len(), len(blob), err)
+	}
+	if err := s.DiffTo(ctx, io.Discard, "", "no-such-layer", DiffOptions{}); !errors.Is(err, ErrLayerUnknown) {
+		t.Fatalf("DiffTo of an unknown layer: %v", err)
+	}
 
 	img, err := s.CreateImage(ctx, ImageOptions{TopLayer: "base", Names: []string{"img:1"}})
 	if err != nil {
