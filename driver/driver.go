@@ -144,6 +144,14 @@ type DiffDirGetter interface {
 	DiffDir(id string) (string, error)
 }
 
+// MountPather is an optional capability of drivers whose Get mounts a
+// file system at a fixed path per layer (overlay's merged dir): Repair
+// uses it to find mounts whose mountpoints.json record was lost. Added
+// with issue 4.
+type MountPather interface {
+	MountPath(id string) (string, error)
+}
+
 // Shifter is an optional capability of drivers that can shift IDs at
 // mount time (overlay with idmapped lower mounts). When SupportsShifting
 // reports true the store keeps layers unmapped on disk and lets Get map

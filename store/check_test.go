@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stowage/stowage/driver"
 	"github.com/stowage/stowage/tarsplit"
 )
 
@@ -525,5 +526,64 @@ func TestApplyDiffUnfinishedIsReported(t *testing.T) {
 	}
 	if _, ok := got.Flags[ApplyingDiffFlag]; ok {
 		t.Fatalf("flag kept: %v", got.Flags)
+	}
+}
+
+// Repair of a damaged mountpoints.json gives the layers that are still
+// mounted (overlay) their records back, count 1: Mounted says so and one
+// Unmount takes the mount away.
+func TestRepairRestoresLostMountRecords(t *testing.T) {
+	s := openDriverTest(t, "overlay")
+	ctx := testCtx(t)
+	var ids []string
+	for range 2 {
+		l, err := s.CreateLayer(ctx, LayerOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Mount(ctx, l.ID, MountOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, l.ID)
+	}
+	unmounted, err := s.CreateLayer(ctx, LayerOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mpPath := s.mountpointsPath()
+	data, err := os.ReadFile(mpPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(mpPath, data[:12], 0o600); err != nil { // both records lost
+		t.Fatal(err)
+	}
+	opts := Options{GraphRoot: s.GraphRoot(), RunRoot: s.RunRoot(), GraphDriverName: "overlay"}
+	rs, err := OpenForCheck(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, errs := rs.Repair(ctx, RepairOptions{CheckOptions: CheckOptions{MaxUnreferencedAge: DefaultMaxUnreferencedAge}})
+	if r == nil || len(errs) != 0 {
+		t.Fatalf("repair: %+v %v", r, errs)
+	}
+	t.Cleanup(func() { _, _ = rs.Shutdown(testCtx(t), true) })
+	for _, id := range ids {
+		if !hasErr(r.Files[mpPath], ErrMountRecordLost, "layer "+id+": ") {
+			t.Errorf("layer %s not reported: %v", id, r.Files[mpPath])
+		}
+		if n, err := rs.Mounted(ctx, id); err != nil || n != 1 {
+			t.Errorf("Mounted(%s) = %d, %v; want 1", id, n, err)
+		}
+	}
+	if n, _ := rs.Mounted(ctx, unmounted.ID); n != 0 {
+		t.Errorf("an unmounted layer got a record: %d", n)
+	}
+	p, _ := rs.graphDriver().(driver.MountPather).MountPath(ids[0])
+	if still, err := rs.Unmount(ctx, ids[0], false); err != nil || still {
+		t.Fatalf("Unmount: %v, %v", still, err)
+	}
+	if isMountPoint(p) {
+		t.Fatalf("%s still mounted after one Unmount", p)
 	}
 }

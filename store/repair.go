@@ -88,6 +88,13 @@ func (s *Store) Repair(ctx context.Context, opts RepairOptions) (*CheckReport, [
 	}
 	defer unlock()
 	adopted, errs := s.adoptLayersLocked(ctx)
+	if mp := s.mountpointsPath(); slices.ContainsFunc(salvaged, func(sv SalvagedFile) bool { return sv.Path == mp }) {
+		found, err := s.recoverMountRecordsLocked(ctx)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		r.Files[mp] = append(r.Files[mp], found...)
+	}
 	if err := s.checkLocked(ctx, opts.CheckOptions, r); err != nil {
 		return nil, append(errs, err)
 	}
@@ -289,6 +296,53 @@ func (s *Store) adoptLayersLocked(ctx context.Context) ([]string, []error) {
 		}
 	}
 	return adopted, errs
+}
+
+// ErrMountRecordLost is a layer mounted where the driver mounts it whose
+// mountpoints.json record was lost with the damaged file.
+var ErrMountRecordLost = errors.New("mounted, but its mountpoints.json record was lost: recorded again with count 1")
+
+// mountpointsPath is R/<drv>-layers/mountpoints.json.
+func (s *Store) mountpointsPath() string {
+	return filepath.Join(s.opts.RunRoot, s.driverName+"-layers", "mountpoints.json")
+}
+
+// recoverMountRecordsLocked gives every layer of the primary store that
+// has no mount record but is mounted where the driver mounts it (the
+// kernel's mount table of this mount namespace says so) a record with
+// count 1, the least it had: one unmount then takes the mount away. Run
+// after mountpoints.json was salvaged, whose lost records it restores as
+// far as they can be known (the counts cannot). Drivers that mount nothing
+// (vfs) have no such records to restore.
+//
+// Locking: layers held for writing.
+func (s *Store) recoverMountRecordsLocked(ctx context.Context) ([]error, error) {
+	mp, ok := s.graphDriver().(driver.MountPather)
+	if !ok {
+		return nil, nil
+	}
+	mounts, err := s.layers.Mounts(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var found []error
+	for _, l := range s.layers.All() {
+		if m, ok := mounts[l.ID]; ok && m.Count > 0 {
+			continue
+		}
+		p, err := mp.MountPath(l.ID)
+		if err != nil || !isMountPoint(p) {
+			continue
+		}
+		if _, err := s.layers.UpdateMount(ctx, l.ID, func(m *layer.MountPoint) error {
+			m.Path, m.Count = p, 1
+			return nil
+		}); err != nil {
+			return found, fmt.Errorf("layer %s: restoring its mount record: %w", l.ID, err)
+		}
+		found = append(found, fmt.Errorf("layer %s: %s: %w", l.ID, p, ErrMountRecordLost))
+	}
+	return found, nil
 }
 
 // namedLayersLocked returns the layers image and container records name,

@@ -25,6 +25,15 @@ func (d *Driver) mergedDir(dir, id string, writable bool) string {
 	return filepath.Join(d.runHome, id, mergedName)
 }
 
+// MountPath returns where Get mounts layer id (driver.MountPather).
+func (d *Driver) MountPath(id string) (string, error) {
+	dir, writable, err := d.lookup(id)
+	if err != nil {
+		return "", err
+	}
+	return d.mergedDir(dir, id, writable), nil
+}
+
 // Get mounts layer id and returns its merged dir. A layer this process
 // already mounted only gains a count. Options are the caller's, else
 // mountopt (see planMount); "ro" mounts diff as the top lower with no

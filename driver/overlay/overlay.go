@@ -60,6 +60,7 @@ var (
 	_ driver.Driver           = (*Driver)(nil)
 	_ driver.TempDirRecoverer = (*Driver)(nil)
 	_ driver.Shifter          = (*Driver)(nil)
+	_ driver.MountPather      = (*Driver)(nil)
 )
 
 // New constructs the overlay driver: it checks that the kernel has overlay
