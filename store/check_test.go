@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"compress/gzip"
 	"errors"
 	"io"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/stowage/stowage/driver"
+	"github.com/stowage/stowage/internal/idmap"
 	"github.com/stowage/stowage/tarsplit"
 )
 
@@ -585,5 +587,74 @@ func TestRepairRestoresLostMountRecords(t *testing.T) {
 	}
 	if isMountPoint(p) {
 		t.Fatalf("%s still mounted after one Unmount", p)
+	}
+}
+
+// A layer record lost in a damaged layers.json is re-created with what the
+// kept copy still holds of it: names, parent (vfs does not record it), ID
+// maps and compressed digest; the fields cut off stay empty.
+func TestRepairRecreatedLayerKeepsSurvivingFields(t *testing.T) {
+	s, opts := openTest(t)
+	ctx := testCtx(t)
+	base, err := s.PutLayer(ctx, bytes.NewReader(makeTar(t, map[string]string{"a": "a"})), LayerOptions{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	if _, err := zw.Write(makeTar(t, map[string]string{"c": "cc"})); err != nil {
+		t.Fatal(err)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	maps := []idmap.IDMap{{ContainerID: 0, HostID: 100000, Size: 65536}}
+	child, err := s.PutLayer(ctx, &gz, LayerOptions{Parent: base.ID, ReadOnly: true, Names: []string{"kid"},
+		IDMapping: IDMappingOptions{UIDMap: maps, GIDMap: maps}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if child.CompressedDigest == "" {
+		t.Fatal("no compressed digest recorded")
+	}
+	if _, err := s.CreateImage(ctx, ImageOptions{TopLayer: child.ID}); err != nil {
+		t.Fatal(err)
+	}
+	lj := filepath.Join(opts.GraphRoot, "vfs-layers", "layers.json")
+	data, err := os.ReadFile(lj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := bytes.Index(data, []byte(`{"id":"`+child.ID))
+	cut := bytes.Index(data[rec:], []byte(`"gidmap":`))
+	if rec < 0 || cut < 0 {
+		t.Fatalf("layers.json has no gidmap for the child: %s", data)
+	}
+	if err := os.WriteFile(lj, data[:rec+cut+len(`"gidmap":[{"cont`)], 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cs, err := OpenForCheck(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, errs := cs.Repair(ctx, RepairOptions{CheckOptions: CheckOptions{MaxUnreferencedAge: DefaultMaxUnreferencedAge}}); len(errs) != 0 {
+		t.Fatalf("Repair: %v", errs)
+	}
+	s2, err := Open(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := s2.Layer(ctx, "kid")
+	if err != nil {
+		t.Fatalf("layer by its recovered name: %v", err)
+	}
+	if got.ID != child.ID || got.Parent != base.ID || got.Flags[ParentUnknownFlag] != nil ||
+		!idmap.Equal(got.UIDMap, maps) || len(got.GIDMap) != 0 ||
+		got.CompressedDigest != child.CompressedDigest || got.CompressedSize != child.CompressedSize ||
+		got.UncompressedDigest != child.UncompressedDigest {
+		t.Fatalf("re-created record %+v\nwas %+v", got, child)
+	}
+	if r := mustCheck(t, s2, CheckOptions{MaxUnreferencedAge: DefaultMaxUnreferencedAge}); !r.Empty() {
+		t.Fatalf("after repair: %+v", r)
 	}
 }

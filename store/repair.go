@@ -33,6 +33,7 @@ package store
 import (
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -48,6 +49,7 @@ import (
 	"github.com/stowage/stowage/container"
 	"github.com/stowage/stowage/driver"
 	"github.com/stowage/stowage/internal/fsx"
+	"github.com/stowage/stowage/internal/table"
 	"github.com/stowage/stowage/layer"
 	"github.com/stowage/stowage/tarsplit"
 )
@@ -256,9 +258,11 @@ func (s *Store) adoptable(id string) bool {
 // container's layer, its image's top layer; else none, flagged
 // ParentUnknownFlag), the uncompressed digest and size (from the
 // tar-split), the big-data names, and is created now (so the usual grace
-// period applies before it counts as unreferenced). ID mappings, names,
-// compressed digests and other metadata are not recoverable and stay
-// empty.
+// period applies before it counts as unreferenced). Names (those still
+// free), ID mappings, compressed digests, metadata, flags and, when the
+// driver does not record it, the parent are taken from what the kept copy
+// of a damaged record file still holds of its record (lostLayerFields);
+// anything else stays empty.
 //
 // Locking: layers, images and containers held for writing.
 func (s *Store) adoptLayersLocked(ctx context.Context) ([]string, []error) {
@@ -391,18 +395,40 @@ func (s *Store) rebuildLayerRecord(ctx context.Context, id, parentHint string) (
 	case !errors.Is(err, os.ErrNotExist):
 		return nil, err
 	}
+	old := s.lostLayerFields(id)
 	parentKnown := false
 	if pr, ok := drv.(driver.ParentRecorder); ok {
 		if parent, known, err := pr.LayerParent(id); err == nil && known {
 			rec.Parent, parentKnown = parent, true
 		}
 	}
+	if !parentKnown && old.Parent != "" {
+		rec.Parent, parentKnown = old.Parent, true
+	}
 	if !parentKnown && parentHint != "" {
 		rec.Parent, parentKnown = parentHint, true
 	}
-	if !parentKnown {
-		rec.Flags = map[string]any{ParentUnknownFlag: true}
+	for k, v := range old.Flags {
+		if rec.Flags == nil {
+			rec.Flags = map[string]any{}
+		}
+		rec.Flags[k] = v
 	}
+	if !parentKnown {
+		if rec.Flags == nil {
+			rec.Flags = map[string]any{}
+		}
+		rec.Flags[ParentUnknownFlag] = true
+	}
+	for _, n := range old.Names {
+		if s.layers.CheckNew(id, []string{n}) == nil && !slices.Contains(rec.Names, n) {
+			rec.Names = append(rec.Names, n)
+		}
+	}
+	rec.Metadata, rec.MountLabel = old.Metadata, old.MountLabel
+	rec.CompressedDigest, rec.CompressedSize, rec.CompressionType = old.CompressedDigest, old.CompressedSize, old.CompressionType
+	rec.TOCDigest, rec.UIDs, rec.GIDs = old.TOCDigest, old.UIDs, old.GIDs
+	rec.UIDMap, rec.GIDMap = old.UIDMap, old.GIDMap
 	if ents, err := os.ReadDir(s.layers.BigDataDir(id)); err == nil {
 		for _, e := range ents {
 			if !e.Type().IsRegular() {
@@ -420,6 +446,45 @@ func (s *Store) rebuildLayerRecord(ctx context.Context, id, parentHint string) (
 		}
 	}
 	return rec, nil
+}
+
+// lostLayerFields returns what the copies of the layer record files that
+// SalvageMetadata kept (<file>.corrupt-*, newest first) still hold of the
+// record of id: each field that decodes completely (see
+// table.PartialFields); the zero Layer if none does.
+//
+// Locking: layers held.
+func (s *Store) lostLayerFields(id string) layer.Layer {
+	var kept []string
+	for _, dir := range []string{s.layers.Dir(), filepath.Join(s.opts.RunRoot, s.driverName+"-layers")} {
+		for _, name := range []string{"layers.json", "volatile-layers.json"} {
+			m, _ := filepath.Glob(filepath.Join(dir, name+".corrupt-*"))
+			kept = append(kept, m...)
+		}
+	}
+	// Newest first: the names end in the UTC time they were kept.
+	sort.Slice(kept, func(i, j int) bool {
+		return kept[i][strings.LastIndex(kept[i], ".corrupt-"):] > kept[j][strings.LastIndex(kept[j], ".corrupt-"):]
+	})
+	var out layer.Layer
+	for _, p := range kept {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		fields := table.PartialFields(data, id)
+		if len(fields) == 0 {
+			continue
+		}
+		for k, v := range fields {
+			one, err := json.Marshal(map[string]json.RawMessage{k: v})
+			if err == nil {
+				_ = json.Unmarshal(one, &out) // a field of the wrong type is left out
+			}
+		}
+		break
+	}
+	return out
 }
 
 // ParentUnknownFlag marks a layer record Repair re-created on a driver

@@ -172,3 +172,56 @@ func salvageRecords[R any](data []byte, id func(*R) string) []*R {
 	}
 	return out
 }
+
+// PartialFields returns the top-level fields that decode completely of
+// the record of id in damaged data (a file Salvage kept): the object
+// starting `{"id":"<id>"` is read key by key until the damage, and the
+// occurrence with the most fields wins. Nothing is returned for a record
+// that cannot be found. A field missing from the result may have been
+// absent or lost: callers take what is there and infer nothing from the
+// rest.
+func PartialFields(data []byte, id string) map[string]json.RawMessage {
+	key, err := json.Marshal(id)
+	if err != nil {
+		return nil
+	}
+	start := append(append([]byte(nil), recordStart...), key...)
+	var best map[string]json.RawMessage
+	for pos := 0; pos < len(data); {
+		i := bytes.Index(data[pos:], start)
+		if i < 0 {
+			break
+		}
+		if m := leadingFields(data[pos+i:]); len(m) > len(best) {
+			best = m
+		}
+		pos += i + 1
+	}
+	return best
+}
+
+// leadingFields decodes the key/value pairs of the object at the start
+// of data until one does not decode.
+func leadingFields(data []byte) map[string]json.RawMessage {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return nil
+	}
+	out := map[string]json.RawMessage{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			break
+		}
+		k, ok := tok.(string)
+		if !ok {
+			break
+		}
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			break
+		}
+		out[k] = v
+	}
+	return out
+}

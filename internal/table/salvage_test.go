@@ -75,3 +75,25 @@ func TestVerifyAndSalvage(t *testing.T) {
 		t.Fatalf("read-only Salvage: %v", err)
 	}
 }
+
+func TestPartialFields(t *testing.T) {
+	data := []byte(`[{"id":"a","names":["n"]},{"id":"b","names":["x","y"],"parent":"a","uidmap":[{"container_id":0,"ho`)
+	got := PartialFields(data, "b")
+	if len(got) != 3 || string(got["names"]) != `["x","y"]` || string(got["parent"]) != `"a"` || string(got["id"]) != `"b"` {
+		t.Fatalf("fields of b: %v", got)
+	}
+	if _, ok := got["uidmap"]; ok {
+		t.Fatal("a truncated value was returned")
+	}
+	if got := PartialFields(data, "a"); len(got) != 2 {
+		t.Fatalf("fields of a: %v", got)
+	}
+	if got := PartialFields(data, "c"); got != nil {
+		t.Fatalf("fields of a missing record: %v", got)
+	}
+	// The fuller of two copies wins (an older one kept beside a newer).
+	two := []byte(`{"id":"b","names":["x"]} {"id":"b","names":["x"],"parent":"p"`)
+	if got := PartialFields(two, "b"); string(got["parent"]) != `"p"` {
+		t.Fatalf("fuller copy not chosen: %v", got)
+	}
+}
