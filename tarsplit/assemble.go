@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
-	"hash/crc64"
 	"io"
 
 	"github.com/vbatts/tar-split/tar/storage"
@@ -81,7 +80,7 @@ func (a *assembler) writer(w io.Writer) {
 	var crc uint64
 	for c := range a.full {
 		for _, f := range c.files {
-			crc = crc64.Update(crc, storage.CRCTable, c.buf[f.start:f.end])
+			crc = UpdateCRC64(crc, c.buf[f.start:f.end])
 			if !f.last {
 				continue
 			}
