@@ -138,8 +138,8 @@ type TempDirRecoverer interface {
 // DiffDirGetter is an optional capability of drivers whose layer files
 // (the layer's own diff) are a plain directory tree, as OpenFile sees
 // them. Reassembling a tar-split diff then opens the files through one
-// tarsplit.LayerDir, with a descriptor cache, instead of one OpenFile
-// (lookup, root open, openat2) per file.
+// tarsplit.LayerDir, one openat2 per file from a held descriptor of the
+// directory, instead of one OpenFile (lookup, root open, openat2) per file.
 type DiffDirGetter interface {
 	DiffDir(id string) (string, error)
 }
