@@ -152,6 +152,15 @@ type MountPather interface {
 	MountPath(id string) (string, error)
 }
 
+// MountChecker is an optional capability of drivers whose Get can fail
+// for a layer whose directory exists (overlay: a lower that does not
+// resolve). CheckMountable reports, without mounting, what would make Get
+// fail; Check runs it on every read-write layer, as upstream's check
+// mounts each one. Added with issue 4.
+type MountChecker interface {
+	CheckMountable(id string) error
+}
+
 // Shifter is an optional capability of drivers that can shift IDs at
 // mount time (overlay with idmapped lower mounts). When SupportsShifting
 // reports true the store keeps layers unmapped on disk and lets Get map

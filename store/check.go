@@ -16,7 +16,8 @@ package store
 //     list of changes holds nothing the tar-split does not (an added file
 //     is "+/path, layer content modified", a removed one "-/path, ...");
 //     a parent that no store knows;
-//  3. read-write layers whose ancestor is damaged;
+//  3. read-write layers whose ancestor is damaged; the others must be
+//     mountable (driver.MountChecker);
 //  4. every image: big-data items present with their recorded sizes, every
 //     layer of its chains known (and their errors are the image's too);
 //  5. every container: big data, image and layer known (their errors are
@@ -250,6 +251,33 @@ func (s *Store) checkLocked(ctx context.Context, opts CheckOptions, r *CheckRepo
 					desc = "read-only "
 				}
 				r.addLayer(ls.ReadOnly(), l.ID, fmt.Errorf("%slayer %s: %w", desc, l.Parent, ErrLayerMissing))
+			}
+		}
+	}
+	// Read-write layers that are otherwise sound must be mountable (upstream
+	// mounts each one, in quick mode too; the driver tells without
+	// mounting). Parents first: a layer whose ancestor is damaged is
+	// reported as such below, not for the ancestor's fault.
+	if mc, ok := drv.(driver.MountChecker); ok {
+		depth := func(id string) int {
+			d := 0
+			for p := r.parents[id]; p != "" && d <= len(r.parents); p = r.parents[p] {
+				d++
+			}
+			return d
+		}
+		rw := slices.Clone(s.layers.All())
+		slices.SortStableFunc(rw, func(a, b *layer.Layer) int { return depth(a.ID) - depth(b.ID) })
+		for _, l := range rw {
+			sound := len(r.Layers[l.ID]) == 0
+			for p, n := l.Parent, 0; sound && p != "" && n <= len(r.parents); p, n = r.parents[p], n+1 {
+				sound = len(r.layerErrs(p)) == 0
+			}
+			if !sound {
+				continue
+			}
+			if err := mc.CheckMountable(l.ID); err != nil {
+				r.addLayer(false, l.ID, fmt.Errorf("layer %s: %w", l.ID, err))
 			}
 		}
 	}

@@ -658,3 +658,39 @@ func TestRepairRecreatedLayerKeepsSurvivingFields(t *testing.T) {
 		t.Fatalf("after repair: %+v", r)
 	}
 }
+
+// Check reports a read-write layer that could not be mounted (overlay: a
+// lower gone), as upstream's check does by mounting every layer, quick or
+// not; a layer is reported once, its descendants as built on it.
+func TestCheckLayerNotMountable(t *testing.T) {
+	s := openDriverTest(t, "overlay")
+	ctx := testCtx(t)
+	base, err := s.CreateLayer(ctx, LayerOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mid, err := s.CreateLayer(ctx, LayerOptions{Parent: base.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	top, err := s.CreateLayer(ctx, LayerOptions{Parent: mid.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := mustCheck(t, s, CheckOptions{Quick: true, MaxUnreferencedAge: DefaultMaxUnreferencedAge}); !r.Empty() {
+		t.Fatalf("clean store: %+v", r)
+	}
+	if err := os.RemoveAll(filepath.Join(s.GraphRoot(), "overlay", base.ID, "diff")); err != nil {
+		t.Fatal(err)
+	}
+	r := mustCheck(t, s, CheckOptions{Quick: true, MaxUnreferencedAge: DefaultMaxUnreferencedAge})
+	if !hasErr(r.Layers[mid.ID], os.ErrNotExist, "layer "+mid.ID+": overlay layer "+mid.ID+": lower:") {
+		t.Fatalf("unmountable layer: %v", r.Layers)
+	}
+	if !hasErr(r.Layers[top.ID], ErrLayerParentDamaged, "") || len(r.Layers[top.ID]) != 1 {
+		t.Fatalf("its child: %v", r.Layers[top.ID])
+	}
+	if _, err := s.Mount(ctx, mid.ID, MountOptions{}); err == nil {
+		t.Fatal("the layer check reported unmountable mounts")
+	}
+}

@@ -34,6 +34,29 @@ func (d *Driver) MountPath(id string) (string, error) {
 	return d.mergedDir(dir, id, writable), nil
 }
 
+// CheckMountable reports what would make Get of layer id fail before it
+// mounts: a lower that does not resolve or is gone, or more lowers than
+// the kernel stacks (driver.MountChecker).
+func (d *Driver) CheckMountable(id string) error {
+	dir, _, err := d.lookup(id)
+	if err != nil {
+		return err
+	}
+	lowers, err := d.mountLowers(dir, id)
+	if err != nil {
+		return fmt.Errorf("overlay layer %s: lowers: %w", id, err)
+	}
+	for _, l := range lowers {
+		if _, err := os.Stat(l); err != nil {
+			return fmt.Errorf("overlay layer %s: lower: %w", id, err)
+		}
+	}
+	if len(lowers) > maxDepth {
+		return fmt.Errorf("overlay layer %s: %d lowers, the kernel stacks at most %d: %w", id, len(lowers), maxDepth, ErrMaxDepth)
+	}
+	return nil
+}
+
 // Get mounts layer id and returns its merged dir. A layer this process
 // already mounted only gains a count. Options are the caller's, else
 // mountopt (see planMount); "ro" mounts diff as the top lower with no

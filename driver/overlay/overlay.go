@@ -61,6 +61,7 @@ var (
 	_ driver.TempDirRecoverer = (*Driver)(nil)
 	_ driver.Shifter          = (*Driver)(nil)
 	_ driver.MountPather      = (*Driver)(nil)
+	_ driver.MountChecker     = (*Driver)(nil)
 )
 
 // New constructs the overlay driver: it checks that the kernel has overlay
