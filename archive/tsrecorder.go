@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash"
 	"hash/crc64"
 	"sync"
 
@@ -18,13 +17,31 @@ import (
 // library's disassembler would. The CRC-64 of file payloads is computed
 // by the extraction loop itself as the data passes: measured on a 250 MB
 // layer, copying the payload to the goroutine cost about as much CPU as
-// the CRC (slicing-by-8, ~1.6 GB/s) it moved off the loop.
+// the CRC (slicing-by-8, ~1.6 GB/s) it moved off the loop; the loop now
+// uses crc64ISOUpdate (~5 GB/s), see crc64iso.go.
 type tsRecorder struct {
 	ch   chan *tsBatch
 	done chan struct{}
 	err  error // set by the goroutine; read after done
 	cur  *tsBatch
-	crc  hash.Hash64 // of the current file's payload, in the caller's goroutine
+	crc  payloadCRC // of the current file's payload, in the caller's goroutine
+}
+
+// payloadCRC is the running checksum of one file's payload.
+type payloadCRC interface {
+	Write(p []byte) (int, error)
+	Sum64() uint64
+	Reset()
+}
+
+// newPayloadCRC returns the fast CRC-64/ISO when tar-split's table is the
+// ISO one (always, in the versions we build with), else hash/crc64 with
+// tar-split's table.
+func newPayloadCRC() payloadCRC {
+	if *storage.CRCTable == *isoTable {
+		return &crc64ISO{}
+	}
+	return crc64.New(storage.CRCTable)
 }
 
 type tsOpKind uint8
@@ -54,7 +71,7 @@ var tsBatchPool = sync.Pool{New: func() any {
 }}
 
 func newTSRecorder(p storage.Packer) *tsRecorder {
-	r := &tsRecorder{ch: make(chan *tsBatch, 4), done: make(chan struct{}), crc: crc64.New(storage.CRCTable)}
+	r := &tsRecorder{ch: make(chan *tsBatch, 4), done: make(chan struct{}), crc: newPayloadCRC()}
 	ch := r.ch
 	go func() {
 		defer close(r.done)
