@@ -42,6 +42,11 @@ type UnpackOptions struct {
 	// and not recomputed.
 	CompressedDigest   digest.Digest
 	UncompressedDigest digest.Digest
+	// FlushEarly starts flushing the file system while extracting (see
+	// earlyFlusher), for callers that flush the tree durably afterwards:
+	// the disk writes then overlap with extraction. An error of such a
+	// flush fails the unpack.
+	FlushEarly bool
 }
 
 // UnpackResult describes what Unpack read and wrote.

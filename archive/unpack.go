@@ -107,6 +107,14 @@ func Unpack(ctx context.Context, dest string, blob io.Reader, opts UnpackOptions
 		defer u.rec.close()
 	}
 
+	if opts.FlushEarly {
+		u.flusher, err = newEarlyFlusher(dest)
+		if err != nil {
+			return res, err
+		}
+		defer u.flusher.stop()
+	}
+
 	if err := u.run(ctx, stream); err != nil {
 		return res, err
 	}
@@ -123,6 +131,11 @@ func Unpack(ctx context.Context, dest string, blob io.Reader, opts UnpackOptions
 	}
 	if u.rec != nil {
 		if err := u.rec.close(); err != nil {
+			return res, err
+		}
+	}
+	if u.flusher != nil {
+		if err := u.flusher.stop(); err != nil {
 			return res, err
 		}
 	}
@@ -179,8 +192,9 @@ type unpacker struct {
 	euid     int
 	egid     int
 
-	rec   *tsRecorder         // nil without tar-split
-	names map[string]struct{} // cleaned names seen, for duplicate detection
+	rec     *tsRecorder         // nil without tar-split
+	flusher *earlyFlusher       // nil without FlushEarly
+	names   map[string]struct{} // cleaned names seen, for duplicate detection
 
 	unpacked map[string]struct{} // rel paths created by this tar (opaque handling)
 	dirTimes []dirTime
@@ -288,6 +302,9 @@ func (u *unpacker) readPayload(tr io.Reader, fd int) error {
 			if fd >= 0 {
 				if werr := writeAll(fd, u.buf[:n]); werr != nil {
 					return werr
+				}
+				if u.flusher != nil {
+					u.flusher.wrote(n)
 				}
 			}
 		}

@@ -240,6 +240,7 @@ func StageTree(ctx context.Context, tempRoot, prefix string, blob io.Reader, u a
 	if err := prepare(dir); err != nil {
 		return nil, err
 	}
+	u.FlushEarly = mode != fsx.SyncNone
 	res, err := archive.Unpack(ctx, dir, blob, u)
 	if err != nil {
 		return nil, fmt.Errorf("%s stage: %w", prefix, err)
