@@ -35,9 +35,10 @@ func newEarlyFlusher(dest string) (*earlyFlusher, error) {
 		return nil, &os.PathError{Op: "open", Path: dest, Err: err}
 	}
 	f := &earlyFlusher{fd: fd, kick: make(chan struct{}, 1), done: make(chan struct{})}
+	kick := f.kick // stop sets the field to nil
 	go func() {
 		defer close(f.done)
-		for range f.kick {
+		for range kick {
 			if f.err != nil {
 				continue
 			}

@@ -68,3 +68,14 @@ func TestFlushEarlyErrorFailsUnpack(t *testing.T) {
 		t.Fatalf("got %v, want EIO from the early flush", err)
 	}
 }
+
+// A tar too small for any early flush: stop must not wait for a flusher
+// goroutine that has not started yet.
+func TestFlushEarlySmallTarReturns(t *testing.T) {
+	data := flushTestTar(t, 1, 10)
+	for range 50 {
+		if _, err := Unpack(context.Background(), t.TempDir(), bytes.NewReader(data), UnpackOptions{FlushEarly: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
