@@ -43,16 +43,11 @@ func Unpack(ctx context.Context, dest string, blob io.Reader, opts UnpackOptions
 		return res, fmt.Errorf("uncompressed digest %q: only sha256 is supported", opts.UncompressedDigest)
 	}
 
-	// Compressed side: count (and hash unless trusted) every input byte.
-	var cHash *asyncHasher
-	cCount := &countWriter{}
-	var cSink io.Writer = cCount
-	if opts.CompressedDigest == "" {
-		cHash = newAsyncHasher()
-		defer cHash.stop()
-		cSink = io.MultiWriter(cCount, cHash)
-	}
-	raw := bufio.NewReaderSize(io.TeeReader(blob, cSink), copyBufSize)
+	// Compressed side: read ahead, counting (and hashing unless trusted)
+	// every input byte, in a goroutine.
+	in := newPrefetcher(blob, opts.CompressedDigest == "")
+	defer in.stop()
+	raw := bufio.NewReaderSize(in, copyBufSize)
 	comp, err := peekCompression(raw)
 	if err != nil {
 		return res, fmt.Errorf("reading layer: %w", err)
@@ -147,10 +142,11 @@ func Unpack(ctx context.Context, dest string, blob io.Reader, opts UnpackOptions
 		}
 	}
 
-	res.CompressedSize = cCount.n
+	var cDigest digest.Digest
+	res.CompressedSize, cDigest = in.Sum()
 	res.UncompressedSize = uCount.n
-	if cHash != nil {
-		res.CompressedDigest = cHash.Sum()
+	if opts.CompressedDigest == "" {
+		res.CompressedDigest = cDigest
 	} else {
 		res.CompressedDigest = opts.CompressedDigest
 	}

@@ -1,0 +1,56 @@
+package archive
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"errors"
+	"io"
+	"math/rand"
+	"testing"
+	"testing/iotest"
+
+	"github.com/opencontainers/go-digest"
+)
+
+func TestPrefetcherReadsCountsAndHashesEverything(t *testing.T) {
+	data := make([]byte, 5*prefetchBufSize+12345)
+	rand.New(rand.NewSource(3)).Read(data)
+	// A source returning short reads, like a pipe.
+	p := newPrefetcher(iotest.HalfReader(bytes.NewReader(data)), true)
+	got, err := io.ReadAll(iotest.OneByteReader(io.LimitReader(p, 100)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rest, err := io.ReadAll(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got = append(got, rest...)
+	if !bytes.Equal(got, data) {
+		t.Fatalf("read %d bytes, not the source's %d", len(got), len(data))
+	}
+	n, d := p.Sum()
+	if n != int64(len(data)) || d != digest.NewDigestFromBytes(digest.SHA256, sha256New(data)) {
+		t.Fatalf("Sum = %d %s, want %d and the source's digest", n, d, len(data))
+	}
+}
+
+func sha256New(b []byte) []byte { s := sha256.Sum256(b); return s[:] }
+
+func TestPrefetcherPassesErrorsAndStops(t *testing.T) {
+	boom := errors.New("boom")
+	p := newPrefetcher(io.MultiReader(bytes.NewReader([]byte("abc")), iotest.ErrReader(boom)), false)
+	got, err := io.ReadAll(p)
+	if string(got) != "abc" || !errors.Is(err, boom) {
+		t.Fatalf("got %q, %v; want abc and the source's error", got, err)
+	}
+	if _, err := p.Read(make([]byte, 1)); !errors.Is(err, boom) {
+		t.Fatalf("error not sticky: %v", err)
+	}
+	p.stop()
+	p.stop()
+	// Stopping before the end does not hang.
+	q := newPrefetcher(bytes.NewReader(make([]byte, 10*prefetchBufSize)), true)
+	q.Read(make([]byte, 10))
+	q.stop()
+}
