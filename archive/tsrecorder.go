@@ -4,10 +4,11 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/crc64"
 	"sync"
 
 	"github.com/vbatts/tar-split/tar/storage"
+
+	"github.com/stowage/stowage/tarsplit"
 )
 
 // tsRecorder records tar-split entries in a separate goroutine, so JSON
@@ -18,7 +19,7 @@ import (
 // by the extraction loop itself as the data passes: measured on a 250 MB
 // layer, copying the payload to the goroutine cost about as much CPU as
 // the CRC (slicing-by-8, ~1.6 GB/s) it moved off the loop; the loop now
-// uses crc64ISOUpdate (~5 GB/s), see crc64iso.go.
+// uses tarsplit.UpdateCRC64 (several times faster).
 type tsRecorder struct {
 	ch   chan *tsBatch
 	done chan struct{}
@@ -27,22 +28,14 @@ type tsRecorder struct {
 	crc  payloadCRC // of the current file's payload, in the caller's goroutine
 }
 
-// payloadCRC is the running checksum of one file's payload.
-type payloadCRC interface {
-	Write(p []byte) (int, error)
-	Sum64() uint64
-	Reset()
-}
+// payloadCRC is the running CRC-64 of one file's payload, as tar-split
+// records it (tarsplit.UpdateCRC64: hash/crc64 with tar-split's table,
+// folded with carry-less multiplication where the CPU has it).
+type payloadCRC struct{ crc uint64 }
 
-// newPayloadCRC returns the fast CRC-64/ISO when tar-split's table is the
-// ISO one (always, in the versions we build with), else hash/crc64 with
-// tar-split's table.
-func newPayloadCRC() payloadCRC {
-	if *storage.CRCTable == *isoTable {
-		return &crc64ISO{}
-	}
-	return crc64.New(storage.CRCTable)
-}
+func (c *payloadCRC) Write(p []byte) { c.crc = tarsplit.UpdateCRC64(c.crc, p) }
+func (c *payloadCRC) Sum64() uint64  { return c.crc }
+func (c *payloadCRC) Reset()         { c.crc = 0 }
 
 type tsOpKind uint8
 
@@ -71,7 +64,7 @@ var tsBatchPool = sync.Pool{New: func() any {
 }}
 
 func newTSRecorder(p storage.Packer) *tsRecorder {
-	r := &tsRecorder{ch: make(chan *tsBatch, 4), done: make(chan struct{}), crc: newPayloadCRC()}
+	r := &tsRecorder{ch: make(chan *tsBatch, 4), done: make(chan struct{})}
 	ch := r.ch
 	go func() {
 		defer close(r.done)
