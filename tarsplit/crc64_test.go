@@ -14,7 +14,11 @@ func TestUpdateCRC64(t *testing.T) {
 	rng := rand.New(rand.NewSource(1))
 	data := make([]byte, 5000)
 	rng.Read(data)
+	lengths := []int{1023, 1024, 1025, 4096 + 77}
 	for n := 0; n <= 300; n++ {
+		lengths = append(lengths, n)
+	}
+	for _, n := range lengths {
 		for _, off := range []int{0, 1, 7, 8, 15} {
 			p := data[off : off+n]
 			for _, crc := range []uint64{0, ^uint64(0), rng.Uint64()} {
