@@ -78,9 +78,11 @@ type Result struct {
 // diff ID is stored under another chain is extracted from that copy.
 // The others are fetched, verified against their blob digest and diff ID
 // and extracted into staging, up to Options.Jobs at once, then committed
-// in parent order under short store locks. On overlay every layer is
-// extracted before the first commit; on vfs, whose layers start as a copy
-// of their parent, each layer is extracted once its parent is committed.
+// in parent order under short store locks. On overlay layers are
+// extracted without waiting for their parents and a committer commits
+// each one as soon as it and every layer below it are staged; on vfs,
+// whose layers start as a copy of their parent, each layer is extracted
+// once its parent is committed.
 // Each layer is created under LockLayerFetch, taken in parent order, so a
 // concurrent pull of the same layers waits and then reuses them.
 //
@@ -131,7 +133,7 @@ type puller struct {
 	img        *source.Image
 	opts       Options
 	prog       Progress
-	lateParent bool // st.StagesWithoutParent: stage all, then commit
+	lateParent bool // st.StagesWithoutParent: stage without the parent, commit in order
 	jobs       []*job
 
 	mu sync.Mutex
@@ -150,6 +152,7 @@ type job struct {
 	bytes     atomic.Int64
 	unlock    func() // the LockLayerFetch hold; nil when not held
 	staged    *store.StagedLayer
+	ready     chan struct{} // closed when staged is set (lateParent only)
 	committed chan struct{} // closed when the layer is in the store
 }
 
@@ -168,7 +171,7 @@ func newPuller(st *store.Store, src source.Source, img *source.Image, opts Optio
 	ids := LayerIDs(diffIDs)
 	p := &puller{st: st, src: src, img: img, opts: opts, prog: prog, lateParent: st.StagesWithoutParent()}
 	for i, l := range img.Layers {
-		p.jobs = append(p.jobs, &job{i: i, id: ids[i], layer: l, committed: make(chan struct{})})
+		p.jobs = append(p.jobs, &job{i: i, id: ids[i], layer: l, ready: make(chan struct{}), committed: make(chan struct{})})
 	}
 	return p
 }
@@ -191,7 +194,10 @@ func (p *puller) present(ctx context.Context, id string) (bool, error) {
 
 // pullLayers makes every layer of the image present: the steps are
 // acquire (in parent order, in this goroutine), fetch+stage (in the
-// errgroup), and commit (in order).
+// errgroup), and commit (in order: on vfs by each fetch goroutine once its
+// parent is in, on overlay by one committer goroutine running alongside
+// the fetches, so commits overlap the extraction of later layers and only
+// the last few are left when the last extraction ends).
 func (p *puller) pullLayers(ctx context.Context) (retErr error) {
 	defer func() {
 		if retErr != nil {
@@ -204,22 +210,41 @@ func (p *puller) pullLayers(ctx context.Context) (retErr error) {
 			p.release(j)
 		}
 	}()
-	// Owner of every fetch goroutine: g.Wait below.
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(p.opts.Jobs)
-	acquireErr := p.acquireAll(gctx, g)
-	if err := g.Wait(); err != nil {
-		return err
+	// Owner of every fetch goroutine and of the committer: g.Wait below.
+	// stop ends them when acquireAll fails (nothing else cancels gctx then,
+	// and the committer would wait for layers that never get staged).
+	gctx, stop := context.WithCancel(ctx)
+	defer stop()
+	g, gctx := errgroup.WithContext(gctx)
+	if p.lateParent {
+		// The committer has a slot of its own for the whole pull.
+		g.SetLimit(p.opts.Jobs + 1)
+		g.Go(func() error { return p.commitAll(gctx) })
+	} else {
+		g.SetLimit(p.opts.Jobs)
 	}
+	acquireErr := p.acquireAll(gctx, g)
 	if acquireErr != nil {
+		stop()
+	}
+	err := g.Wait()
+	if acquireErr != nil && (err == nil || errors.Is(err, context.Canceled)) {
 		return acquireErr
 	}
-	if !p.lateParent {
-		return nil // committed by the fetch goroutines
-	}
+	return err
+}
+
+// commitAll commits the staged layers in parent order, each as soon as it
+// is staged (a layer found stored, or committed by another pull, is
+// skipped). It runs alongside the fetches (overlay only).
+func (p *puller) commitAll(ctx context.Context) error {
 	for _, j := range p.jobs {
-		if j.staged == nil {
+		select {
+		case <-j.committed: // reused
 			continue
+		case <-j.ready:
+		case <-ctx.Done():
+			return ctx.Err()
 		}
 		if err := p.commit(ctx, j); err != nil {
 			return err
@@ -334,6 +359,7 @@ func (p *puller) fetch(ctx context.Context, j *job) error {
 	j.staged = staged
 	p.event(j, EventExtracted, j.bytes.Load(), j.layer.Size)
 	if p.lateParent {
+		close(j.ready) // commitAll takes it from here
 		return nil
 	}
 	return p.commit(ctx, j)

@@ -3,6 +3,7 @@ package pull
 import (
 	"context"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"sync"
@@ -424,5 +425,60 @@ func TestNormalizeName(t *testing.T) {
 		if _, err := NormalizeName(bad); err == nil {
 			t.Errorf("NormalizeName(%q) accepted", bad)
 		}
+	}
+}
+
+// gatedSource holds back the blob of its last layer until gate is closed.
+type gatedSource struct {
+	source.Source
+	last digest.Digest
+	gate chan struct{}
+}
+
+func (g *gatedSource) Blob(ctx context.Context, l source.Layer) (io.ReadCloser, error) {
+	if l.Digest == g.last {
+		select {
+		case <-g.gate:
+		case <-time.After(20 * time.Second):
+			return nil, errors.New("the base layer was not committed while the top layer waited")
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	return g.Source.Blob(ctx, l)
+}
+
+// commitSeen closes gate when the base layer is committed.
+type commitSeen struct {
+	gate chan struct{}
+	once sync.Once
+}
+
+func (c *commitSeen) Event(e Event) {
+	if e.Kind == EventCommitted && e.Index == 0 {
+		c.once.Do(func() { close(c.gate) })
+	}
+}
+
+// On overlay, layers are committed while later ones are still being
+// fetched: the top layer's blob is only served once the base layer is in
+// the store.
+func TestPullCommitsWhileFetching(t *testing.T) {
+	st := openStore(t, "overlay")
+	img := randomImage(t, 3)
+	dir := writeLayout(t, map[string]v1.Image{"v1": img})
+	src := open(t, "oci:"+dir)
+	im, err := src.Image(testCtx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	gate := make(chan struct{})
+	g := &gatedSource{Source: src, last: im.Layers[len(im.Layers)-1].Digest, gate: gate}
+	res, err := Pull(testCtx(t), st, g, Options{Jobs: 4, Progress: &commitSeen{gate: gate}})
+	if err != nil {
+		t.Fatalf("Pull: %v", err)
+	}
+	if res.Fetched != 3 {
+		t.Fatalf("fetched %d layers, want 3", res.Fetched)
 	}
 }
