@@ -78,6 +78,9 @@ type ApplyOptions struct {
 	UIDMap, GIDMap    []idmap.IDMap
 	IgnoreChownErrors bool
 	Unpack            archive.UnpackOptions // TarSplit and trusted digests; maps/whiteouts are set by the driver
+	// DeferFlush (StageDiff only) leaves the staged tree unflushed and sets
+	// Staged.Flush, which the caller must run before CommitStaged.
+	DeferFlush bool
 }
 
 // Staged is a layer tree extracted outside the store locks, waiting to be
@@ -87,6 +90,10 @@ type Staged struct {
 	// Driver-private state.
 	Dir     string // the staged tree
 	Cleanup func() error
+	// Flush, when not nil (ApplyOptions.DeferFlush), makes the staged tree
+	// durable as the driver's sync mode says; it must succeed before
+	// CommitStaged. Trees flushed by one syncfs share it (fsx.FlushTreeSince).
+	Flush func(ctx context.Context) error
 }
 
 // Driver is a storage driver.

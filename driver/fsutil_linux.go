@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -223,10 +224,12 @@ func openNoFollow(rootFd int, rel string, flags int) (int, error) {
 // into it with u and flushes the tree as mode says (fsx.FlushTree: per-file
 // fdatasync and directories bottom-up for small trees, one syncfs for
 // large ones), so the commit under layers.lock is only a rename and
-// directory fsyncs. Its own errors start with prefix (the driver name)
-// and " stage: ". On any error, including a cancelled ctx, the temp dir is
-// removed; on success the caller owns the Staged value.
-func StageTree(ctx context.Context, tempRoot, prefix string, blob io.Reader, u archive.UnpackOptions, mode fsx.SyncMode, prepare func(dir string) error) (_ *Staged, retErr error) {
+// directory fsyncs. With deferFlush the flush is left to Staged.Flush
+// (fsx.FlushTreeSince from the end of the extraction: layers staged
+// before one syncfs share it). Its own errors start with prefix (the
+// driver name) and " stage: ". On any error, including a cancelled ctx,
+// the temp dir is removed; on success the caller owns the Staged value.
+func StageTree(ctx context.Context, tempRoot, prefix string, blob io.Reader, u archive.UnpackOptions, mode fsx.SyncMode, deferFlush bool, prepare func(dir string) error) (_ *Staged, retErr error) {
 	tmp, err := staging.New(tempRoot)
 	if err != nil {
 		return nil, fmt.Errorf("%s stage: %w", prefix, err)
@@ -244,6 +247,16 @@ func StageTree(ctx context.Context, tempRoot, prefix string, blob io.Reader, u a
 	res, err := archive.Unpack(ctx, dir, blob, u)
 	if err != nil {
 		return nil, fmt.Errorf("%s stage: %w", prefix, err)
+	}
+	if deferFlush {
+		written := time.Now()
+		flush := func(ctx context.Context) error {
+			if err := fsx.FlushTreeSince(ctx, dir, mode, written); err != nil {
+				return fmt.Errorf("%s stage: flushing %s: %w", prefix, dir, err)
+			}
+			return nil
+		}
+		return &Staged{Result: res, Dir: dir, Cleanup: tmp.Cleanup, Flush: flush}, nil
 	}
 	if err := fsx.FlushTree(ctx, dir, mode); err != nil {
 		return nil, fmt.Errorf("%s stage: flushing %s: %w", prefix, dir, err)

@@ -45,6 +45,8 @@ type LayerOptions struct {
 	CompressedDigest   digest.Digest
 	CompressedSize     int64
 	UncompressedDigest digest.Digest
+
+	deferFlush bool // set by StageLayer: the flush waits for Commit
 }
 
 // ImageOptions describe CreateImage.

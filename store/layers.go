@@ -370,6 +370,7 @@ func (s *Store) stageDiff(ctx context.Context, p *layerPlan, blob io.Reader, tsP
 			CompressedDigest:   opts.CompressedDigest,
 			UncompressedDigest: opts.UncompressedDigest,
 		},
+		DeferFlush: opts.deferFlush,
 	}, p.create)
 	if err == nil {
 		err = fsx.SyncFile(f)

@@ -60,7 +60,10 @@ type StagedLayer struct {
 }
 
 // StageLayer extracts blob (any supported compression) into staging dirs
-// with no store lock held, like the first two steps of PutLayer. The ID and
+// with no store lock held, like the first two steps of PutLayer, but
+// leaves flushing the tree to Commit (before it takes a lock), so that
+// layers staged at once share one syncfs and the caller's next extraction
+// does not wait for the disk. The ID and
 // names in opts are checked now and again at Commit. opts.Parent, if set,
 // must exist; with StagesWithoutParent, leave it empty and name the parent
 // at Commit. A cancelled ctx or an error leaves only staging that recovery
@@ -83,6 +86,7 @@ func (s *Store) StageLayer(ctx context.Context, blob io.Reader, opts LayerOption
 		return nil, err
 	}
 	tsPath := tsDir.Addition()
+	opts.deferFlush = true
 	staged, err := s.stageDiff(ctx, p, blob, tsPath, opts)
 	if err != nil {
 		_ = tsDir.Cleanup() // err is what the caller needs; recovery reclaims leftovers
@@ -109,15 +113,23 @@ func (sl *StagedLayer) Discard() error {
 	return errors.Join(errs...)
 }
 
-// Commit makes the staged tree the layer opts.ID (or the random ID picked
-// at staging) on parent ("" for a base layer), under a short write lock
-// on the layer store. parent must be the staging parent unless
+// Commit flushes the staged tree as the driver's sync mode says (with no
+// lock held; a syncfs that started after the tree was written and has
+// completed counts), then makes it the layer opts.ID (or the random ID
+// picked at staging) on parent ("" for a base layer), under a short write
+// lock on the layer store. parent must be the staging parent unless
 // StagesWithoutParent; an ID taken meanwhile is ErrDuplicateID (the staged
 // tree is kept, so the caller may Discard). After an error other than
 // ErrDuplicateID the staged layer is discarded.
 func (sl *StagedLayer) Commit(ctx context.Context, parent string) (*layer.Layer, error) {
 	if sl.done {
 		return nil, errors.New("commit staged layer: already committed or discarded")
+	}
+	if sl.staged.Flush != nil {
+		if err := sl.staged.Flush(ctx); err != nil {
+			return nil, errors.Join(err, sl.Discard())
+		}
+		sl.staged.Flush = nil
 	}
 	s := sl.s
 	unlock, err := s.lockStores(ctx, lockSpec{layers: modeWrite})

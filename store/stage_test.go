@@ -8,12 +8,15 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/stowage/stowage/internal/fsx"
 )
 
 // A layer staged before its parent exists commits on overlay on the parent
@@ -257,5 +260,36 @@ func TestGCRemovesStaleFetchLocks(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(s.fetchLockDir(), held+".lock")); err != nil {
 		t.Errorf("held lock file: %v", err)
+	}
+}
+
+// StageLayer leaves the staged tree unflushed; Commit flushes it before
+// the layer is published.
+func TestStageLayerFlushesAtCommit(t *testing.T) {
+	for _, drv := range []string{"vfs", "overlay"} {
+		t.Run(drv, func(t *testing.T) {
+			s := openDriverTest(t, drv)
+			ctx := testCtx(t)
+			get := recordSyncs(t)
+			sl, err := s.StageLayer(ctx, bytes.NewReader(makeTar(t, map[string]string{"a": "1", "b": "2"})), LayerOptions{ID: "l1", ReadOnly: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			stagedFile := func(e syncEvent) bool {
+				return e.kind == fsx.SyncFileData && strings.Contains(e.path, "/tempdirs/") && strings.HasSuffix(e.path, "-addition/a")
+			}
+			if i := indexOf(get(), false, stagedFile); i >= 0 {
+				t.Fatalf("StageLayer flushed the staged tree: %v", get())
+			}
+			if _, err := sl.Commit(ctx, ""); err != nil {
+				t.Fatal(err)
+			}
+			evs := get()
+			data := indexOf(evs, false, stagedFile)
+			rec := indexOf(evs, false, func(e syncEvent) bool { return isTemp(e, "layers.json") })
+			if data < 0 || rec < 0 || data > rec {
+				t.Fatalf("staged file flushed at %d, first layer record at %d: %v", data, rec, evs)
+			}
+		})
 	}
 }

@@ -54,7 +54,7 @@ func (d *Driver) StageDiff(ctx context.Context, parent string, blob io.Reader, o
 	if err := d.makeHome(base); err != nil {
 		return nil, err
 	}
-	return driver.StageTree(ctx, tempRoot(base), Name, blob, d.unpackOptions(opts), d.syncFor(create), func(dir string) error {
+	return driver.StageTree(ctx, tempRoot(base), Name, blob, d.unpackOptions(opts), d.syncFor(create), opts.DeferFlush, func(dir string) error {
 		if err := driver.MkdirOwned(dir, mode, uid, gid); err != nil {
 			return fmt.Errorf("overlay stage: %w", err)
 		}

@@ -39,7 +39,7 @@ func (d *Driver) StageDiff(ctx context.Context, parent string, blob io.Reader, o
 	base := d.homes.BaseFor(create.ReadWrite)
 	shift := driver.ShiftFor(create)
 	shift.ToUID, shift.ToGID = uidMap, gidMap
-	return driver.StageTree(ctx, tempRoot(base), Name, blob, d.unpackOptions(opts), d.syncFor(create), func(dir string) error {
+	return driver.StageTree(ctx, tempRoot(base), Name, blob, d.unpackOptions(opts), d.syncFor(create), opts.DeferFlush, func(dir string) error {
 		if err := makeLayerRoot(ctx, dir, parentDir, mode, uid, gid, shift); err != nil {
 			return fmt.Errorf("vfs stage on %q: %w", parent, err)
 		}

@@ -8,7 +8,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // SyncMode says how much of a layer's content is flushed before the layer
@@ -137,27 +139,88 @@ var TreeFileLimit = 8
 // one syncfs (which flushes files and directories alike). Symlinks and
 // special files need no flush beyond their directory's.
 func FlushTree(ctx context.Context, root string, mode SyncMode) error {
+	return flushTree(ctx, root, mode, Syncfs)
+}
+
+// FlushTreeSince is FlushTree for a tree whose last write happened before
+// since: where FlushTree would call syncfs, it is skipped when a syncfs of
+// the same file system that started at or after since has already
+// completed in this process (see SyncfsSince), so trees written before one
+// syncfs share it.
+func FlushTreeSince(ctx context.Context, root string, mode SyncMode, since time.Time) error {
+	return flushTree(ctx, root, mode, func(p string) error { return SyncfsSince(p, since) })
+}
+
+func flushTree(ctx context.Context, root string, mode SyncMode, syncFS func(string) error) error {
 	switch mode {
 	case SyncNone:
 		return nil
 	case SyncFilesystem:
-		return Syncfs(root)
+		return syncFS(root)
 	}
 	files, dirs, over, err := collectTree(ctx, root, TreeFileLimit)
 	if err != nil {
 		return fmt.Errorf("flush tree %s: %w", root, err)
 	}
 	if over {
-		return Syncfs(root)
+		return syncFS(root)
 	}
 	if err := syncCollected(ctx, files, dirs); err != nil {
 		if errors.Is(err, fs.ErrPermission) {
 			// An entry this process may not open (a 0200 file when
 			// rootless): syncfs needs no open of the file.
-			return Syncfs(root)
+			return syncFS(root)
 		}
 		return fmt.Errorf("flush tree %s: %w", root, err)
 	}
+	return nil
+}
+
+// syncfsRounds records, per file system (device number), when the last
+// successful SyncfsSince call's syncfs started. Its mutex serialises those
+// calls per file system: a caller that waited for a syncfs in flight
+// finds whether that one started late enough to cover its writes.
+var syncfsRounds struct {
+	mu  sync.Mutex
+	dev map[uint64]*syncfsRound
+}
+
+type syncfsRound struct {
+	mu       sync.Mutex
+	lastFrom time.Time // start of the last syncfs that succeeded
+}
+
+// SyncfsSince makes everything written to the file system holding path
+// before since durable: it runs syncfs(2) unless a syncfs of that file
+// system that started at or after since has completed (in this process).
+// Calls for one file system run one at a time, so callers arriving while
+// a syncfs is in flight share the next one (group commit) instead of each
+// flushing the whole file system again.
+func SyncfsSince(path string, since time.Time) error {
+	dev, err := deviceOf(path)
+	if err != nil {
+		return fmt.Errorf("syncfs %s: %w", path, err)
+	}
+	syncfsRounds.mu.Lock()
+	if syncfsRounds.dev == nil {
+		syncfsRounds.dev = map[uint64]*syncfsRound{}
+	}
+	r := syncfsRounds.dev[dev]
+	if r == nil {
+		r = &syncfsRound{}
+		syncfsRounds.dev[dev] = r
+	}
+	syncfsRounds.mu.Unlock()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.lastFrom.IsZero() && !r.lastFrom.Before(since) {
+		return nil
+	}
+	start := time.Now()
+	if err := Syncfs(path); err != nil {
+		return err
+	}
+	r.lastFrom = start
 	return nil
 }
 

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
 )
 
 // recordSyncs installs a hook recording "<kind> <path>" until the test ends.
@@ -185,5 +186,62 @@ func TestFlushTreeUnreadableFileFallsBack(t *testing.T) {
 	}
 	if g := got(); len(g) == 0 || g[len(g)-1] != "syncfs "+root {
 		t.Errorf("flushes %v, want a syncfs fallback", g)
+	}
+}
+
+// SyncfsSince skips the syncfs when one that started after since has
+// completed, and FlushTreeSince uses it for trees over the limit.
+func TestSyncfsSinceShares(t *testing.T) {
+	root := t.TempDir()
+	got := recordSyncs(t)
+	since := time.Now()
+	if err := SyncfsSince(root, since); err != nil {
+		t.Fatal(err)
+	}
+	if err := SyncfsSince(root, since); err != nil {
+		t.Fatal(err)
+	}
+	if g := got(); len(g) != 1 || g[0] != "syncfs "+root {
+		t.Fatalf("two calls with one since: %v, want one syncfs", g)
+	}
+	if err := SyncfsSince(root, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if g := got(); len(g) != 2 {
+		t.Fatalf("a call after the syncfs: %v, want a second syncfs", g)
+	}
+	old := TreeFileLimit
+	TreeFileLimit = 1
+	t.Cleanup(func() { TreeFileLimit = old })
+	for i := range 3 {
+		if err := os.WriteFile(filepath.Join(root, fmt.Sprint(i)), []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	written := time.Now()
+	if err := FlushTreeSince(context.Background(), root, SyncDurable, written); err != nil {
+		t.Fatal(err)
+	}
+	if err := FlushTreeSince(context.Background(), root, SyncDurable, written); err != nil {
+		t.Fatal(err)
+	}
+	if g := got(); len(g) != 3 {
+		t.Fatalf("two trees written before one syncfs: %v, want one more syncfs", g)
+	}
+	// Concurrent callers with one since share one syncfs.
+	written = time.Now()
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := SyncfsSince(root, written); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if g := got(); len(g) != 4 {
+		t.Fatalf("4 concurrent callers: %v, want one more syncfs", g)
 	}
 }

@@ -79,3 +79,12 @@ func eintrRetry(fn func() error) error {
 		}
 	}
 }
+
+// deviceOf returns the device number of the file system holding path.
+func deviceOf(path string) (uint64, error) {
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		return 0, &os.PathError{Op: "stat", Path: path, Err: err}
+	}
+	return st.Dev, nil
+}
