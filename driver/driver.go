@@ -142,6 +142,22 @@ type TempDirRecoverer interface {
 	RecoverStaleTempDirs(ctx context.Context) error
 }
 
+// DeferredCommitter is an optional capability of drivers that can split
+// CommitStaged: CommitStagedDeferSync makes the staged tree the layer id
+// (visible to other processes) like CommitStaged, but instead of flushing
+// the new directory entries and layout files itself it returns those
+// flushes as flush (nil when there is nothing to flush, e.g. a volatile
+// layer). The caller must run flush, and see it succeed, before anything
+// that names the layer (its record) is made durable, and may run it
+// concurrently with other flushes so that they share the file system's
+// journal commit. If flush fails the caller removes the layer.
+//
+// Locking: layers.lock held for writing (by the store) for the call;
+// flush needs no lock but must finish before the record is made durable.
+type DeferredCommitter interface {
+	CommitStagedDeferSync(ctx context.Context, id, parent string, s *Staged, opts CreateOptions) (flush func(context.Context) error, err error)
+}
+
 // DiffDirGetter is an optional capability of drivers whose layer files
 // (the layer's own diff) are a plain directory tree, as OpenFile sees
 // them. Reassembling a tar-split diff then opens the files through one

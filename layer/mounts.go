@@ -67,7 +67,16 @@ func (s *Store) UpdateMount(ctx context.Context, id string, fn func(m *MountPoin
 	return cur, s.mounts.Save(ctx)
 }
 
-// SaveMounts rewrites mountpoints.json dropping entries of unknown layers.
+// SaveMounts drops the entries of layers that are gone from
+// mountpoints.json (a deleted layer's), saving it with a new token in
+// mountpoints.lock. When no entry is stale nothing is written.
+//
+// Upstream rewrites the file (and its token) on every layer-store save;
+// nobody needs that when the mounts did not change: both upstream versions
+// reload mountpoints.json whenever they reload layers.json (whose token
+// did change), and readers of the mount counts alone watch this token,
+// which changes whenever a count does. Skipping the rewrite saves a
+// flushed write and a directory fsync per layer commit under layers.lock.
 //
 // Locking: layers.lock held for writing; takes mountpoints.lock inside it.
 func (s *Store) SaveMounts(ctx context.Context) error {
@@ -79,11 +88,15 @@ func (s *Store) SaveMounts(ctx context.Context) error {
 		return err
 	}
 	defer unlock()
+	stale := false
 	for _, m := range append([]*MountPoint(nil), s.mounts.All()...) {
 		if _, ok := s.t.Get(m.ID); !ok {
 			s.mounts.Remove(m.ID)
+			stale = true
 		}
 	}
-	s.mounts.TouchAll()
+	if !stale {
+		return nil
+	}
 	return s.mounts.Save(ctx)
 }

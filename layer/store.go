@@ -211,17 +211,45 @@ func (s *Store) RemoveFiles(id string) error {
 	return fsx.RemoveAll(s.BigDataDir(id))
 }
 
-// Save writes the records, then rewrites mountpoints.json (with a new
-// token in mountpoints.lock, dropping entries of layers that are gone) as
-// both upstream versions do; other processes watch that token.
+// Save writes the records, then drops from mountpoints.json the entries
+// of layers that are gone (see SaveMounts).
 //
 // Locking: layers.lock held for writing; takes mountpoints.lock after the
 // records are written.
 func (s *Store) Save(ctx context.Context) error {
-	if err := s.t.Save(ctx); err != nil {
-		return err
+	_, err := s.SaveWith(ctx, table.SaveOptions{})
+	return err
+}
+
+// SaveWith is Save tuned by opts (see table.SaveOptions): with
+// opts.DeferSyncDir the records' directory fsync is returned as finish,
+// which the caller runs after releasing layers.lock and before it reports
+// success. finish is never nil.
+//
+// Locking: layers.lock held for writing; takes mountpoints.lock after the
+// records are written. finish needs no lock.
+func (s *Store) SaveWith(ctx context.Context, opts table.SaveOptions) (finish func() error, err error) {
+	finish, err = s.t.SaveWith(ctx, opts)
+	if err != nil {
+		return finish, err
 	}
-	return s.SaveMounts(ctx)
+	if err := s.SaveMounts(ctx); err != nil {
+		return func() error { return nil }, errors.Join(err, finish())
+	}
+	return finish, nil
+}
+
+// Count returns how many records live at location loc. Locking: layers.lock held.
+func (s *Store) Count(loc int) int { return s.t.Count(loc) }
+
+// Relocate moves a record to location loc (both files are rewritten at the
+// next save). Locking: layers.lock held for writing.
+func (s *Store) Relocate(l *Layer, loc int) {
+	if s.opts.ImageStoreDir == "" && loc == LocImageStore {
+		loc = LocStable
+	}
+	s.t.Relocate(l.ID, loc)
+	l.Volatile = loc == LocVolatile
 }
 
 // All returns the live records. Locking: layers.lock held.

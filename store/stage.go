@@ -120,7 +120,10 @@ func (sl *StagedLayer) Discard() error {
 // lock on the layer store. parent must be the staging parent unless
 // StagesWithoutParent; an ID taken meanwhile is ErrDuplicateID (the staged
 // tree is kept, so the caller may Discard). After an error other than
-// ErrDuplicateID the staged layer is discarded.
+// ErrDuplicateID the staged layer is discarded. The layer is durable when
+// Commit returns nil; its record's last flush runs after the lock is
+// released (see "The commit protocol" in layers.go), and if that fails
+// the layer exists but Commit reports the error.
 func (sl *StagedLayer) Commit(ctx context.Context, parent string) (*layer.Layer, error) {
 	if sl.done {
 		return nil, errors.New("commit staged layer: already committed or discarded")
@@ -136,25 +139,41 @@ func (sl *StagedLayer) Commit(ctx context.Context, parent string) (*layer.Layer,
 	if err != nil {
 		return nil, err
 	}
-	defer unlock()
-	if err := sl.reparentLocked(parent); err != nil {
-		return nil, errors.Join(err, sl.Discard())
-	}
-	if s.layerIDTakenLocked(sl.plan.id) {
-		return nil, fmt.Errorf("layer %s: %w", sl.plan.id, ErrDuplicateID)
-	}
-	if err := s.layers.CheckNew(sl.plan.id, sl.opts.Names); err != nil {
-		return nil, errors.Join(mapTableErr(err), sl.Discard())
-	}
-	rec, err := s.commitStagedLocked(ctx, sl.plan, sl.opts, sl.staged, sl.tsPath)
+	rec, finish, err := sl.commitLocked(ctx, parent)
+	unlock()
 	if err != nil {
-		return nil, errors.Join(err, sl.Discard())
+		return nil, err
 	}
 	// Commit point passed: the layer is visible; only cleanup is left.
-	sl.done = true
 	_ = sl.tsDir.Cleanup() // only an empty temp dir remains; recovery reclaims it
+	if err := finish(); err != nil {
+		return nil, fmt.Errorf("layer %s: %w", rec.ID, err)
+	}
+	return rec, nil
+}
+
+// commitLocked is Commit with the lock held: it returns a snapshot of the
+// new layer and the records' directory fsync to run after unlocking.
+//
+// Locking: layers held for writing; finish needs no lock.
+func (sl *StagedLayer) commitLocked(ctx context.Context, parent string) (_ *layer.Layer, finish func() error, _ error) {
+	s := sl.s
+	if err := sl.reparentLocked(parent); err != nil {
+		return nil, nil, errors.Join(err, sl.Discard())
+	}
+	if s.layerIDTakenLocked(sl.plan.id) {
+		return nil, nil, fmt.Errorf("layer %s: %w", sl.plan.id, ErrDuplicateID)
+	}
+	if err := s.layers.CheckNew(sl.plan.id, sl.opts.Names); err != nil {
+		return nil, nil, errors.Join(mapTableErr(err), sl.Discard())
+	}
+	rec, finish, err := s.commitStagedLocked(ctx, sl.plan, sl.opts, sl.staged, sl.tsPath)
+	if err != nil {
+		return nil, nil, errors.Join(err, sl.Discard())
+	}
+	sl.done = true
 	c := layer.Copy(rec)
-	return &c, nil
+	return &c, finish, nil
 }
 
 // reparentLocked points the plan at parent, checking what staging assumed.

@@ -58,7 +58,7 @@ func (d *Driver) Create(ctx context.Context, id, parent string, opts driver.Crea
 	if err := d.removeIn(base, id); err != nil {
 		return fmt.Errorf("overlay create %s: removing a leftover directory: %w", id, err)
 	}
-	if err := d.create(ctx, id, parent, opts, true); err != nil {
+	if _, err := d.create(ctx, id, parent, opts, true, true); err != nil {
 		return fmt.Errorf("overlay create %s: %w", id, err)
 	}
 	if err := d.reownIfNeeded(ctx, base, id, parent, opts); err != nil {
@@ -94,33 +94,35 @@ func (d *Driver) reownIfNeeded(ctx context.Context, base, id, parent string, opt
 }
 
 // create makes the layout of id; withDiff false leaves diff/ out (the
-// staged diff is renamed into place instead).
-func (d *Driver) create(ctx context.Context, id, parent string, opts driver.CreateOptions, withDiff bool) (retErr error) {
+// staged diff is renamed into place instead). With flush the small files
+// (link, lower, lower-layers) are fdatasynced as they are written (not for
+// a volatile layer); without, the caller flushes the files returned.
+func (d *Driver) create(ctx context.Context, id, parent string, opts driver.CreateOptions, withDiff, flush bool) (files []string, retErr error) {
 	if err := checkID(id); err != nil {
-		return err
+		return nil, err
 	}
 	mode, duid, dgid, err := d.diffAttrs(parent, opts.UIDMap, opts.GIDMap)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	in, err := d.layoutFor(parent)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if in.Link, err = newLink(); err != nil {
-		return err
+		return nil, err
 	}
 	base := d.homes.BaseFor(opts.ReadWrite)
 	if err := d.makeHome(base); err != nil {
-		return err
+		return nil, err
 	}
 	ruid, rgid, err := rootPair(opts.UIDMap, opts.GIDMap)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	dir := filepath.Join(base, id)
 	if err := unix.Mkdir(dir, 0o700); err != nil {
-		return &os.PathError{Op: "mkdir", Path: dir, Err: err}
+		return nil, &os.PathError{Op: "mkdir", Path: dir, Err: err}
 	}
 	defer func() {
 		if retErr != nil {
@@ -128,11 +130,11 @@ func (d *Driver) create(ctx context.Context, id, parent string, opts driver.Crea
 		}
 	}()
 	if err := driver.LchownIfNeeded(dir, ruid, rgid); err != nil {
-		return err
+		return nil, err
 	}
 	if withDiff {
 		if err := driver.MkdirOwned(filepath.Join(dir, diffName), mode, duid, dgid); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	for _, e := range planLayout(in) {
@@ -140,15 +142,19 @@ func (d *Driver) create(ctx context.Context, id, parent string, opts driver.Crea
 		if e.Dir {
 			err = driver.MkdirOwned(p, e.Mode, ruid, rgid)
 		} else {
-			err = writeFileOwned(p, e.Content, e.Mode, ruid, rgid, !opts.Volatile)
+			err = writeFileOwned(p, e.Content, e.Mode, ruid, rgid, flush && !opts.Volatile)
+			files = append(files, p)
 		}
 		if err != nil {
-			return err
+			return nil, err
 		}
 	}
 	// The l/ symlink comes after the link file that names it, so that a
 	// process killed at any point leaves nothing removeIn cannot find.
-	return os.Symlink(linkTarget(id), filepath.Join(base, linkDir, in.Link))
+	if err := os.Symlink(linkTarget(id), filepath.Join(base, linkDir, in.Link)); err != nil {
+		return nil, err
+	}
+	return files, nil
 }
 
 // writeFileOwned writes a new small file with mode, owned by uid:gid,

@@ -64,25 +64,46 @@ func (d *Driver) StageDiff(ctx context.Context, parent string, blob io.Reader, o
 
 // CommitStaged makes s layer id on parent: Create's layout without diff
 // (with diff1 when the parent's view is re-owned, see Create), then the
-// staged dir renamed to H/<id>/diff (never replacing), H fsynced.
-// opts must be StageDiff's CreateOptions (ReadWrite picks the home that
-// holds the staging dir). On error nothing of id remains.
+// staged dir renamed to H/<id>/diff (never replacing), then the layout
+// flushed (syncLayout). opts must be StageDiff's CreateOptions (ReadWrite
+// picks the home that holds the staging dir). On error nothing of id
+// remains.
 //
 // Locking: layers.lock held for writing (by the store).
 func (d *Driver) CommitStaged(ctx context.Context, id, parent string, s *driver.Staged, opts driver.CreateOptions) error {
+	flush, err := d.CommitStagedDeferSync(ctx, id, parent, s, opts)
+	if err == nil && flush != nil {
+		if err = flush(ctx); err != nil {
+			_ = d.removeIn(d.homes.BaseFor(opts.ReadWrite), id) // the flush error is what the caller needs
+		}
+	}
+	return err
+}
+
+// CommitStagedDeferSync is CommitStaged returning the layout's flushes as
+// flush instead of running them (driver.DeferredCommitter): the link,
+// lower and lower-layers files are written unflushed, and flush
+// fdatasyncs them and fsyncs H/<id>, H/l and H, all at once (none of them
+// is reachable through a record before flush returns, so they need no
+// order among themselves). flush is nil for a volatile layer. On error
+// nothing of id remains; if flush fails the caller removes the layer.
+//
+// Locking: layers.lock held for writing (by the store); flush needs none.
+func (d *Driver) CommitStagedDeferSync(ctx context.Context, id, parent string, s *driver.Staged, opts driver.CreateOptions) (func(context.Context) error, error) {
 	if err := checkID(id); err != nil {
-		return err
+		return nil, err
 	}
 	if s == nil || s.Dir == "" {
-		return errors.New("overlay commit: no staged layer")
+		return nil, errors.New("overlay commit: no staged layer")
 	}
 	base := d.homes.BaseFor(opts.ReadWrite)
 	if _, err := os.Lstat(filepath.Join(base, id)); err == nil {
-		return fmt.Errorf("overlay commit %s: %w", id, os.ErrExist)
+		return nil, fmt.Errorf("overlay commit %s: %w", id, os.ErrExist)
 	}
 	reown := needsReown(parent, opts)
-	if err := d.create(ctx, id, parent, opts, reown); err != nil {
-		return fmt.Errorf("overlay commit %s: %w", id, err)
+	files, err := d.create(ctx, id, parent, opts, reown, false)
+	if err != nil {
+		return nil, fmt.Errorf("overlay commit %s: %w", id, err)
 	}
 	diff := filepath.Join(base, id, diffName)
 	if reown {
@@ -93,25 +114,26 @@ func (d *Driver) CommitStaged(ctx context.Context, id, parent string, s *driver.
 		}
 		if err != nil {
 			_ = d.removeIn(base, id) // err is what the caller needs
-			return fmt.Errorf("overlay commit %s: %w", id, err)
+			return nil, fmt.Errorf("overlay commit %s: %w", id, err)
 		}
 	}
 	if err := driver.RenameNoReplace(s.Dir, diff); err != nil {
 		_ = d.removeIn(base, id) // the error below is what the caller needs
-		return fmt.Errorf("overlay commit %s: %w", id, err)
+		return nil, fmt.Errorf("overlay commit %s: %w", id, err)
 	}
 	// Commit point: the layer's files are in place for other processes.
-	// Make the layout durable: the layer dir (diff, link, lower files),
-	// l/ (the new link) and the home (the layer dir's entry).
-	if !opts.Volatile {
-		if err := syncLayout(base, id); err != nil {
-			return fmt.Errorf("overlay commit %s: the layer may not survive a crash: %w", id, err)
-		}
-	}
 	if s.Cleanup != nil {
 		_ = s.Cleanup() // only an empty temp dir is left; stale recovery reclaims it
 	}
-	return nil
+	if opts.Volatile {
+		return nil, nil
+	}
+	return func(ctx context.Context) error {
+		if err := fsx.SyncConcurrently(ctx, files, layoutDirs(base, id)); err != nil {
+			return fmt.Errorf("overlay commit %s: the layer may not survive a crash: %w", id, err)
+		}
+		return nil
+	}, nil
 }
 
 // ApplyDiff unpacks blob into the diff of the existing layer id in place
@@ -143,11 +165,18 @@ func (d *Driver) syncFor(create driver.CreateOptions) fsx.SyncMode {
 	return d.sync
 }
 
+// layoutDirs lists the directories whose entries make a layer's layout
+// durable: H/<id> (diff, link, lower files), H/l (its link) and H (the
+// layer directory itself).
+func layoutDirs(base, id string) []string {
+	return []string{filepath.Join(base, id), filepath.Join(base, linkDir), base}
+}
+
 // syncLayout fsyncs H/<id>, H/l and H, in that order: the entries of the
 // layer's layout, its l/ link and the layer directory itself. The small
 // files of the layout were flushed when written (writeFileOwned).
 func syncLayout(base, id string) error {
-	for _, dir := range []string{filepath.Join(base, id), filepath.Join(base, linkDir), base} {
+	for _, dir := range layoutDirs(base, id) {
 		if err := fsx.SyncDir(dir); err != nil {
 			return err
 		}

@@ -56,28 +56,46 @@ func (d *Driver) StageDiff(ctx context.Context, parent string, blob io.Reader, o
 //
 // Locking: layers.lock held for writing (by the store).
 func (d *Driver) CommitStaged(ctx context.Context, id, parent string, s *driver.Staged, opts driver.CreateOptions) error {
+	flush, err := d.CommitStagedDeferSync(ctx, id, parent, s, opts)
+	if err == nil && flush != nil {
+		err = flush(ctx)
+	}
+	return err
+}
+
+// CommitStagedDeferSync is CommitStaged returning the fsync of <base>/dir
+// as flush instead of running it (driver.DeferredCommitter); flush is nil
+// for a volatile layer, whose directory entry need not survive a crash.
+//
+// Locking: layers.lock held for writing (by the store); flush needs none.
+func (d *Driver) CommitStagedDeferSync(ctx context.Context, id, parent string, s *driver.Staged, opts driver.CreateOptions) (func(context.Context) error, error) {
 	if err := checkID(id); err != nil {
-		return err
+		return nil, err
 	}
 	if s == nil || s.Dir == "" {
-		return errors.New("vfs commit: no staged layer")
+		return nil, errors.New("vfs commit: no staged layer")
 	}
 	base := d.homes.BaseFor(opts.ReadWrite)
 	if err := d.ensureLayersDir(base); err != nil {
-		return fmt.Errorf("vfs commit %s: %w", id, err)
+		return nil, fmt.Errorf("vfs commit %s: %w", id, err)
 	}
 	target := layerDir(base, id)
 	if err := driver.RenameNoReplace(s.Dir, target); err != nil {
-		return fmt.Errorf("vfs commit %s: %w", id, err)
+		return nil, fmt.Errorf("vfs commit %s: %w", id, err)
 	}
 	// Commit point: the layer directory is visible to other processes.
-	if err := fsx.SyncDir(layersDir(base)); err != nil {
-		return fmt.Errorf("vfs commit %s: the layer directory may not survive a crash: %w", id, err)
-	}
 	if s.Cleanup != nil {
 		_ = s.Cleanup() // only an empty temp dir is left; stale recovery reclaims it
 	}
-	return nil
+	if opts.Volatile {
+		return nil, nil
+	}
+	return func(ctx context.Context) error {
+		if err := fsx.SyncDir(layersDir(base)); err != nil {
+			return fmt.Errorf("vfs commit %s: the layer directory may not survive a crash: %w", id, err)
+		}
+		return nil
+	}, nil
 }
 
 // ApplyDiff unpacks blob into the existing layer id in place (whiteouts as

@@ -27,29 +27,69 @@ type AtomicOptions struct {
 // untouched; an error from the directory fsync comes after the rename, so
 // the new content is visible but may not be durable.
 func AtomicWriteFile(path string, data []byte, mode os.FileMode, opts AtomicOptions) (time.Time, error) {
-	dir, base := filepath.Dir(path), filepath.Base(path)
-	if path == "" || base == "." || base == string(filepath.Separator) {
-		return time.Time{}, fmt.Errorf("atomic write: invalid file path %q", path)
-	}
-	tmp, err := os.CreateTemp(dir, ".tmp-"+base+"*")
+	p, err := PrepareAtomicWrite(path, data, mode, opts.NoSync)
 	if err != nil {
-		return time.Time{}, fmt.Errorf("atomic write of %s: %w", path, err)
+		return time.Time{}, err
 	}
-	mtime, err := writeTemp(tmp, data, mode, opts)
-	if err == nil {
-		err = os.Rename(tmp.Name(), path)
-	}
-	if err != nil {
-		_ = os.Remove(tmp.Name())
-		return time.Time{}, fmt.Errorf("atomic write of %s: %w", path, err)
+	if err := p.Rename(); err != nil {
+		return time.Time{}, err
 	}
 	if opts.SyncDir && !opts.NoSync {
-		if err := SyncDir(dir); err != nil {
-			return mtime, fmt.Errorf("atomic write of %s: %w", path, err)
+		if err := SyncDir(p.Dir()); err != nil {
+			return p.Mtime(), fmt.Errorf("atomic write of %s: %w", path, err)
 		}
 	}
-	return mtime, nil
+	return p.Mtime(), nil
 }
+
+// PendingWrite is the first half of an atomic replacement: a complete temp
+// file beside its target, waiting for Rename (or Abort). Splitting the two
+// lets a caller flush several temp files and other paths concurrently and
+// rename only once all of them are durable.
+type PendingWrite struct {
+	path, tmp string
+	mtime     time.Time
+}
+
+// PrepareAtomicWrite writes data to a new "<dir>/.tmp-<base><random>"
+// beside path, fdatasyncs it unless noSync, and fchmods it to mode. On
+// error nothing is left behind.
+func PrepareAtomicWrite(path string, data []byte, mode os.FileMode, noSync bool) (*PendingWrite, error) {
+	dir, base := filepath.Dir(path), filepath.Base(path)
+	if path == "" || base == "." || base == string(filepath.Separator) {
+		return nil, fmt.Errorf("atomic write: invalid file path %q", path)
+	}
+	tmp, err := os.CreateTemp(dir, TempPrefix(base)+"*")
+	if err != nil {
+		return nil, fmt.Errorf("atomic write of %s: %w", path, err)
+	}
+	mtime, err := writeTemp(tmp, data, mode, AtomicOptions{NoSync: noSync})
+	if err != nil {
+		_ = os.Remove(tmp.Name())
+		return nil, fmt.Errorf("atomic write of %s: %w", path, err)
+	}
+	return &PendingWrite{path: path, tmp: tmp.Name(), mtime: mtime}, nil
+}
+
+// Rename moves the temp file over the target; on error the temp file is
+// removed and the target is untouched. The rename is durable only once
+// the directory (Dir) is fsynced.
+func (p *PendingWrite) Rename() error {
+	if err := os.Rename(p.tmp, p.path); err != nil {
+		_ = os.Remove(p.tmp)
+		return fmt.Errorf("atomic write of %s: %w", p.path, err)
+	}
+	return nil
+}
+
+// Abort removes the temp file (before Rename).
+func (p *PendingWrite) Abort() { _ = os.Remove(p.tmp) }
+
+// Dir returns the directory holding the target.
+func (p *PendingWrite) Dir() string { return filepath.Dir(p.path) }
+
+// Mtime returns the temp file's mtime: the target's once renamed.
+func (p *PendingWrite) Mtime() time.Time { return p.mtime }
 
 // writeTemp fills, flushes, stats, chmods and closes the temp file.
 func writeTemp(tmp *os.File, data []byte, mode os.FileMode, opts AtomicOptions) (time.Time, error) {
@@ -95,6 +135,26 @@ func SyncTree(ctx context.Context, root string) error {
 		return fmt.Errorf("sync tree %s: %w", root, err)
 	}
 	return nil
+}
+
+// SyncConcurrently fdatasyncs files and fsyncs dirs all at once (bounded
+// parallelism, no order among them), for flushes that need only be
+// complete before some later step: concurrent flushes on one file system
+// share journal commits (ext4, xfs), so the batch costs about one flush.
+// Missing paths are errors.
+func SyncConcurrently(ctx context.Context, files, dirs []string) error {
+	var g errgroup.Group
+	g.SetLimit(runtime.GOMAXPROCS(0) * 4)
+	for _, p := range files {
+		g.Go(func() error { return syncPathFn(p, false) }) // owner: g.Wait below
+	}
+	for _, p := range dirs {
+		g.Go(func() error { return syncPathFn(p, true) }) // owner: g.Wait below
+	}
+	if err := g.Wait(); err != nil {
+		return fmt.Errorf("sync: %w", err)
+	}
+	return ctx.Err()
 }
 
 // syncPathFn is syncPath reporting to the sync hook; tests wrap it to

@@ -14,6 +14,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/stowage/stowage/internal/fsx"
 	"github.com/stowage/stowage/lockfile"
 )
@@ -521,6 +523,21 @@ func (t *Table[R]) Touch(id string) {
 	}
 }
 
+// Relocate moves the record with this ID to location loc, marking both
+// location files as changed.
+//
+// Locking: write lock held.
+func (t *Table[R]) Relocate(id string, loc int) {
+	t.lock.AssertWriter()
+	old, ok := t.loc[id]
+	if !ok || old == loc {
+		return
+	}
+	t.loc[id] = loc
+	t.dirty[old] = true
+	t.dirty[loc] = true
+}
+
 // TouchAll marks every location file as changed.
 //
 // Locking: write lock held.
@@ -561,40 +578,137 @@ func (t *Table[R]) SetNames(id string, names []string) ([]string, error) {
 }
 
 // Save writes a new token, then atomically replaces each changed location
-// file (volatile ones without fdatasync). On failure the cache is dropped
-// so the next lock reloads what is on disk.
+// file (volatile ones without fdatasync) and fsyncs the directories of the
+// durable ones. On failure the cache is dropped so the next lock reloads
+// what is on disk.
 //
 // Locking: write lock held.
 func (t *Table[R]) Save(ctx context.Context) error {
+	_, err := t.SaveWith(ctx, SaveOptions{})
+	return err
+}
+
+// SaveOptions tune one SaveWith; the zero value is Save.
+type SaveOptions struct {
+	// NoSyncDir skips the directory fsync after the renames. Each durable
+	// file's content is still flushed before its rename, so a crash leaves
+	// the old file or the new one, never a damaged one; which of the two
+	// is known only once something fsyncs the directory.
+	NoSyncDir bool
+	// Flush, if set, runs concurrently with the flushes of the temp files,
+	// and no file is renamed before all of them succeeded: flushes that
+	// must be durable before the records (a layer's directories) share the
+	// file system's journal commit with the records' own.
+	Flush func(ctx context.Context) error
+	// DeferSyncDir makes SaveWith return the directory fsyncs as its
+	// finish function instead of running them, so the caller can release
+	// the lock first. The new content is visible to other processes at
+	// once; the caller must run finish before it reports the change as
+	// done.
+	DeferSyncDir bool
+}
+
+// SaveWith is Save tuned by opts: it writes a new token, writes every
+// changed location file to a temp file (flushed unless the location is
+// volatile) while opts.Flush runs, renames them in location order, and
+// fsyncs the durable ones' directories (or returns that as finish, with
+// DeferSyncDir; finish is never nil). On failure the temp files are
+// removed and the cache is dropped so the next lock reloads what is on
+// disk.
+//
+// Locking: write lock held; finish needs no lock.
+func (t *Table[R]) SaveWith(ctx context.Context, opts SaveOptions) (finish func() error, err error) {
+	noop := func() error { return nil }
 	t.lock.AssertWriter()
 	if t.opts.ReadOnly {
-		return fmt.Errorf("%s: %w", t.lock.Path(), ErrReadOnly)
+		return noop, fmt.Errorf("%s: %w", t.lock.Path(), ErrReadOnly)
 	}
 	if err := ctx.Err(); err != nil {
-		return err
+		return noop, err
 	}
 	tok, err := t.lock.RecordWrite()
 	if err != nil {
 		t.loaded = false
-		return fmt.Errorf("recording write to %s: %w", t.lock.Path(), err)
+		return noop, fmt.Errorf("recording write to %s: %w", t.lock.Path(), err)
 	}
 	t.seen = tok
+	var locs []int
+	var data [][]byte
 	for i, l := range t.opts.Locations {
 		if !t.dirty[i] || l.Path == "" {
 			continue
 		}
-		if err := t.writeLocation(i, l); err != nil {
+		b, err := t.encodeLocation(i)
+		if err != nil {
 			t.loaded = false
-			return err
+			return noop, err
 		}
-		delete(t.dirty, i)
+		locs, data = append(locs, i), append(data, b)
+	}
+	// Phase 1: the temp files, flushed concurrently with opts.Flush.
+	pend := make([]*fsx.PendingWrite, len(locs))
+	var g errgroup.Group
+	if opts.Flush != nil {
+		g.Go(func() error { return opts.Flush(ctx) }) // owner: g.Wait below
+	}
+	for k, i := range locs {
+		l := t.opts.Locations[i]
+		g.Go(func() error { // owner: g.Wait below
+			p, err := fsx.PrepareAtomicWrite(l.Path, data[k], 0o600, l.Volatile)
+			if err != nil {
+				return fmt.Errorf("saving %s: %w", l.Path, err)
+			}
+			pend[k] = p
+			return nil
+		})
+	}
+	abort := func(from int) {
+		for _, p := range pend[from:] {
+			if p != nil {
+				p.Abort()
+			}
+		}
+		t.loaded = false
+	}
+	if err := g.Wait(); err != nil {
+		abort(0)
+		return noop, err
+	}
+	// Phase 2: the renames, in location order.
+	var dirs []string
+	for k, i := range locs {
+		l := t.opts.Locations[i]
+		if err := pend[k].Rename(); err != nil {
+			abort(k + 1)
+			return noop, fmt.Errorf("saving %s: %w", l.Path, err)
+		}
+		t.mtimes[i] = pend[k].Mtime()
+		if !l.Volatile && !opts.NoSyncDir && !slices.Contains(dirs, pend[k].Dir()) {
+			dirs = append(dirs, pend[k].Dir())
+		}
 	}
 	t.needSave = false
 	t.dirty = map[int]bool{}
-	return nil
+	// Phase 3: the directories, making the renames durable.
+	finish = func() error {
+		if len(dirs) == 0 {
+			return nil
+		}
+		if err := fsx.SyncConcurrently(context.WithoutCancel(ctx), nil, dirs); err != nil {
+			return fmt.Errorf("saving records in %s: %w", strings.Join(dirs, ", "), err)
+		}
+		return nil
+	}
+	if opts.DeferSyncDir {
+		return finish, nil
+	}
+	return noop, finish()
 }
 
-func (t *Table[R]) writeLocation(i int, l Location) error {
+// encodeLocation marshals the records of location i.
+//
+// Locking: write lock held.
+func (t *Table[R]) encodeLocation(i int) ([]byte, error) {
 	out := make([]*R, 0, len(t.recs))
 	for _, r := range t.recs {
 		if t.loc[t.opts.ID(r)] == i {
@@ -603,14 +717,22 @@ func (t *Table[R]) writeLocation(i int, l Location) error {
 	}
 	data, err := json.Marshal(out)
 	if err != nil {
-		return fmt.Errorf("encoding %s: %w", l.Path, err)
+		return nil, fmt.Errorf("encoding %s: %w", t.opts.Locations[i].Path, err)
 	}
-	mtime, err := fsx.AtomicWriteFile(l.Path, data, 0o600, fsx.AtomicOptions{NoSync: l.Volatile, SyncDir: !l.Volatile})
-	if err != nil {
-		return fmt.Errorf("saving %s: %w", l.Path, err)
+	return data, nil
+}
+
+// Count returns how many records live at location loc.
+//
+// Locking: read or write lock held.
+func (t *Table[R]) Count(loc int) int {
+	n := 0
+	for _, i := range t.loc {
+		if i == loc {
+			n++
+		}
 	}
-	t.mtimes[i] = mtime
-	return nil
+	return n
 }
 
 // Invalidate drops the cache so the next lock reloads from disk.
