@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"slices"
@@ -9,8 +10,11 @@ import (
 	"sync"
 	"testing"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/stowage/stowage/driver/drivertest"
 	"github.com/stowage/stowage/internal/fsx"
+	"github.com/stowage/stowage/layer"
 )
 
 // syncEvent is one flush observed through fsx's sync hook.
@@ -76,80 +80,225 @@ func openDriverTest(t *testing.T, drv string, driverOpts ...string) *Store {
 	return s
 }
 
+// commitState is what was on disk when one flush was observed.
+type commitState struct {
+	complete bool // layers.json has the layer without the incomplete flag
+	marker   bool // layers.json or volatile-layers.json has it flagged incomplete
+	stable   bool // the marker is in layers.json
+	locked   bool // layers.lock is held (by anyone)
+}
+
+type probedEvent struct {
+	syncEvent
+	commitState
+}
+
+// recordCommit records every flush with the state of layer id in the
+// store at G/<drv>-layers when it was made.
+func recordCommit(t *testing.T, g, drv, id string) func() []probedEvent {
+	t.Helper()
+	dir := filepath.Join(g, drv+"-layers")
+	lockFd, err := unix.Open(filepath.Join(dir, "layers.lock"), unix.O_RDWR|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Close(lockFd) })
+	find := func(file string) (found, incomplete bool) {
+		data, err := os.ReadFile(filepath.Join(dir, file))
+		if err != nil {
+			return false, false
+		}
+		var recs []struct {
+			ID    string         `json:"id"`
+			Flags map[string]any `json:"flags"`
+		}
+		if json.Unmarshal(data, &recs) != nil {
+			return false, false
+		}
+		for _, r := range recs {
+			if r.ID == id {
+				return true, r.Flags[layer.IncompleteFlag] == true
+			}
+		}
+		return false, false
+	}
+	var mu sync.Mutex
+	var evs []probedEvent
+	t.Cleanup(fsx.SetSyncHook(func(k fsx.SyncKind, p string) {
+		var st commitState
+		f, inc := find("layers.json")
+		st.complete = f && !inc
+		vf, vinc := find("volatile-layers.json")
+		st.marker = (f && inc) || (vf && vinc)
+		st.stable = f && inc
+		lk := unix.Flock_t{Type: unix.F_WRLCK, Whence: 0}
+		if unix.FcntlFlock(uintptr(lockFd), unix.F_OFD_GETLK, &lk) == nil {
+			st.locked = lk.Type != unix.F_UNLCK
+		}
+		mu.Lock()
+		evs = append(evs, probedEvent{syncEvent{k, p}, st})
+		mu.Unlock()
+	}))
+	return func() []probedEvent {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(evs)
+	}
+}
+
 // TestPutLayerDurableOrder checks the durable commit (the default) on
-// both drivers: every file of the layer is fdatasynced in the staging dir
-// and its directories fsynced, before the publishing rename's directory
-// is fsynced; the tar-split is flushed; the complete record is written
-// through a flushed temp file, and the records directory is fsynced last.
+// both drivers, by the state of the store at each flush: every file of the
+// layer is fdatasynced in the staging dir and its directories fsynced
+// before anything names the layer; the directory the staged tree is
+// renamed into, overlay's layout, the tar-split's directory and the
+// complete record's temp file are flushed under layers.lock while only an
+// incomplete marker names the layer (so a killed process leaves the
+// marker, and recovery removes the layer); the records' directory is
+// fsynced after the complete record was renamed into place and the lock
+// released; mountpoints.json is not touched.
 func TestPutLayerDurableOrder(t *testing.T) {
+	const id = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 	for _, drv := range []string{"vfs", "overlay"} {
 		t.Run(drv, func(t *testing.T) {
 			s := openDriverTest(t, drv)
 			ctx := testCtx(t)
-			get := recordSyncs(t)
-			l, err := s.PutLayer(ctx, bytes.NewReader(makeTar(t, map[string]string{"a": "1", "b": "2"})), LayerOptions{})
-			if err != nil {
+			if _, err := s.Layers(ctx); err != nil { // creates layers.lock
+				t.Fatal(err)
+			}
+			g := s.GraphRoot()
+			get := recordCommit(t, g, drv, id)
+			if _, err := s.PutLayer(ctx, bytes.NewReader(makeTar(t, map[string]string{"a": "1", "b": "2"})), LayerOptions{ID: id}); err != nil {
 				t.Fatal(err)
 			}
 			evs := get()
-			g := s.GraphRoot()
-			staged := func(name string) func(syncEvent) bool {
-				return func(e syncEvent) bool {
+			idx := func(last bool, match func(probedEvent) bool) int {
+				i := -1
+				for j, e := range evs {
+					if match(e) {
+						i = j
+						if !last {
+							break
+						}
+					}
+				}
+				return i
+			}
+			isDir := func(dir string) func(probedEvent) bool {
+				return func(e probedEvent) bool { return e.kind == fsx.SyncDirectory && e.path == dir }
+			}
+			staged := func(name string) func(probedEvent) bool {
+				return func(e probedEvent) bool {
 					return e.kind == fsx.SyncFileData && strings.Contains(e.path, "/tempdirs/") && strings.HasSuffix(e.path, "-addition/"+name)
 				}
 			}
 			lastData := -1
 			for _, name := range []string{"a", "b"} {
-				i := indexOf(evs, true, staged(name))
+				i := idx(true, staged(name))
 				if i < 0 {
 					t.Fatalf("file %s was not fdatasynced in staging; flushes: %v", name, evs)
 				}
+				if st := evs[i].commitState; st.marker || st.complete {
+					t.Errorf("file %s flushed while a record named the layer: %+v", name, st)
+				}
 				lastData = max(lastData, i)
 			}
-			stagedRoot := indexOf(evs, true, func(e syncEvent) bool {
+			stagedRoot := idx(true, func(e probedEvent) bool {
 				return e.kind == fsx.SyncDirectory && strings.Contains(e.path, "/tempdirs/") && strings.HasSuffix(e.path, "-addition")
 			})
 			if stagedRoot < lastData {
 				t.Errorf("staged root dir fsynced at %d, before the files (%d)", stagedRoot, lastData)
 			}
-			var publish string
-			switch drv {
-			case "vfs":
-				publish = filepath.Join(g, "vfs", "dir")
-			case "overlay":
-				publish = filepath.Join(g, "overlay")
-				for _, f := range []string{"link"} {
-					p := filepath.Join(g, "overlay", l.ID, f)
-					if indexOf(evs, false, func(e syncEvent) bool { return e.kind == fsx.SyncFileData && e.path == p }) < 0 {
-						t.Errorf("%s was not flushed", p)
-					}
-				}
-				if indexOf(evs, false, dirSync(filepath.Join(g, "overlay", "l"))) < 0 {
-					t.Errorf("overlay/l was not fsynced after the link was made")
-				}
-			}
-			pub := indexOf(evs, true, dirSync(publish))
-			if pub < 0 || pub < stagedRoot {
-				t.Fatalf("publishing dir %s fsynced at %d, staged tree at %d: %v", publish, pub, stagedRoot, evs)
-			}
-			ts := indexOf(evs, false, func(e syncEvent) bool {
+			if idx(false, func(e probedEvent) bool {
 				return e.kind == fsx.SyncFileData && strings.Contains(e.path, drv+"-layers/tmp/")
-			})
-			if ts < 0 {
+			}) < 0 {
 				t.Errorf("the staged tar-split was not flushed")
 			}
-			rec := indexOf(evs, true, func(e syncEvent) bool { return isTemp(e, "layers.json") })
-			layersDir := filepath.Join(g, drv+"-layers")
-			recDir := indexOf(evs, true, dirSync(layersDir))
-			if rec < pub || recDir < rec {
-				t.Errorf("complete record flushed at %d (dir at %d), layer published at %d: %v", rec, recDir, pub, evs)
+			// Under the lock, before the complete record: an incomplete
+			// marker names the layer.
+			underLock := func(what string, i int) {
+				t.Helper()
+				if i < 0 {
+					t.Errorf("%s was not flushed: %v", what, evs)
+					return
+				}
+				if st := evs[i].commitState; !st.locked || !st.marker || st.complete {
+					t.Errorf("%s flushed in state %+v; want under the lock, with the incomplete marker, before the complete record", what, st)
+				}
 			}
-			// The tar-split rename is made durable before the complete record.
-			tsDir := indexOf(evs[pub:], false, dirSync(layersDir))
-			if tsDir < 0 || pub+tsDir >= rec {
-				t.Errorf("tar-split directory not fsynced between publish (%d) and the record (%d): %v", pub, rec, evs)
+			switch drv {
+			case "vfs":
+				underLock("vfs/dir", idx(true, isDir(filepath.Join(g, "vfs", "dir"))))
+			case "overlay":
+				underLock("overlay", idx(true, isDir(filepath.Join(g, "overlay"))))
+				underLock("overlay/<id>", idx(true, isDir(filepath.Join(g, "overlay", id))))
+				underLock("overlay/l", idx(true, isDir(filepath.Join(g, "overlay", "l"))))
+				p := filepath.Join(g, "overlay", id, "link")
+				underLock("overlay/<id>/link", idx(true, func(e probedEvent) bool { return e.kind == fsx.SyncFileData && e.path == p }))
+			}
+			layersDir := filepath.Join(g, drv+"-layers")
+			underLock("the tar-split's directory", idx(false, func(e probedEvent) bool {
+				return isDir(layersDir)(e) && e.marker && !e.complete
+			}))
+			underLock("the record's temp file", idx(true, func(e probedEvent) bool {
+				return e.kind == fsx.SyncFileData && strings.HasPrefix(filepath.Base(e.path), fsx.TempPrefix("layers.json"))
+			}))
+			last := idx(true, isDir(layersDir))
+			if last != len(evs)-1 || !evs[last].complete || evs[last].locked {
+				t.Errorf("last flush %d of %d (%+v); want the records' directory, after the complete record, with the lock released: %v", last, len(evs), evs[last].commitState, evs)
+			}
+			if idx(false, func(e probedEvent) bool { return strings.Contains(e.path, "mountpoints") }) >= 0 {
+				t.Errorf("mountpoints.json was rewritten: %v", evs)
 			}
 		})
+	}
+}
+
+// TestMarkerBesideVolatileLayers: while volatile-layers.json holds
+// records, a commit's incomplete marker goes to layers.json instead, its
+// file flushed before its rename (an unflushed rename could reach the disk
+// before its data and take the volatile records with it), and the
+// volatile records are kept.
+func TestMarkerBesideVolatileLayers(t *testing.T) {
+	const id = "1111222233334444111122223333444411112222333344441111222233334444"
+	s := openDriverTest(t, "vfs")
+	ctx := testCtx(t)
+	vol, err := s.createLayer(ctx, LayerOptions{}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := s.GraphRoot()
+	get := recordCommit(t, g, "vfs", id)
+	if _, err := s.PutLayer(ctx, bytes.NewReader(makeTar(t, map[string]string{"a": "1"})), LayerOptions{ID: id}); err != nil {
+		t.Fatal(err)
+	}
+	evs := get()
+	pub := slices.IndexFunc(evs, func(e probedEvent) bool {
+		return e.kind == fsx.SyncDirectory && e.path == filepath.Join(g, "vfs", "dir")
+	})
+	if pub < 0 || !evs[pub].stable || evs[pub].complete {
+		t.Errorf("layer dir flushed at %d; want with the marker in layers.json: %v", pub, evs)
+	}
+	// The marker's save: its temp file flushed, its directory not.
+	temps, dirs := 0, 0
+	for _, e := range evs {
+		if !e.locked || e.marker || e.complete {
+			continue
+		}
+		switch {
+		case e.kind == fsx.SyncFileData && strings.HasPrefix(filepath.Base(e.path), fsx.TempPrefix("layers.json")):
+			temps++
+		case e.kind == fsx.SyncDirectory && e.path == filepath.Join(g, "vfs-layers"):
+			dirs++
+		}
+	}
+	if temps != 1 || dirs != 0 {
+		t.Errorf("before the marker was visible: %d flushes of layers.json's temp file, %d of its directory; want 1 and 0: %v", temps, dirs, evs)
+	}
+	if b, err := os.ReadFile(filepath.Join(g, "vfs-layers", "volatile-layers.json")); err != nil || !strings.Contains(string(b), vol.ID) || strings.Contains(string(b), id) {
+		t.Errorf("volatile-layers.json: %s, %v", b, err)
+	}
+	if l, err := s.Layer(ctx, id); err != nil || l.Volatile {
+		t.Errorf("committed layer: %+v, %v", l, err)
 	}
 }
 
@@ -291,24 +440,23 @@ func TestDeleteContainerRecordFirst(t *testing.T) {
 // files (what older tools read to mount it) are flushed before the record
 // is complete.
 func TestOverlayChildLayoutFlushed(t *testing.T) {
+	const id = "fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210"
 	s := openDriverTest(t, "overlay")
 	ctx := testCtx(t)
 	base, err := s.PutLayer(ctx, bytes.NewReader(makeTar(t, map[string]string{"a": "1"})), LayerOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	get := recordSyncs(t)
-	child, err := s.PutLayer(ctx, bytes.NewReader(makeTar(t, map[string]string{"b": "2"})), LayerOptions{Parent: base.ID})
-	if err != nil {
+	get := recordCommit(t, s.GraphRoot(), "overlay", id)
+	if _, err := s.PutLayer(ctx, bytes.NewReader(makeTar(t, map[string]string{"b": "2"})), LayerOptions{ID: id, Parent: base.ID}); err != nil {
 		t.Fatal(err)
 	}
 	evs := get()
-	rec := indexOf(evs, true, func(e syncEvent) bool { return isTemp(e, "layers.json") })
 	for _, f := range []string{"link", "lower", "lower-layers"} {
-		p := filepath.Join(s.GraphRoot(), "overlay", child.ID, f)
-		i := indexOf(evs, false, func(e syncEvent) bool { return e.kind == fsx.SyncFileData && e.path == p })
-		if i < 0 || i > rec {
-			t.Errorf("%s flushed at %d, complete record at %d", f, i, rec)
+		p := filepath.Join(s.GraphRoot(), "overlay", id, f)
+		i := slices.IndexFunc(evs, func(e probedEvent) bool { return e.kind == fsx.SyncFileData && e.path == p })
+		if i < 0 || evs[i].complete || !evs[i].marker {
+			t.Errorf("%s flushed at %d; want before the complete record, with the marker: %v", f, i, evs)
 		}
 	}
 }

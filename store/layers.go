@@ -451,6 +451,9 @@ func (s *Store) commitStagedLocked(ctx context.Context, p *layerPlan, opts Layer
 		return nil, nil, s.abortLayerLocked(ctx, rec.ID, err)
 	}
 	applyResult(rec, staged.Result, opts)
+	if testHookCommitted != nil {
+		testHookCommitted()
+	}
 	flush := func(ctx context.Context) error {
 		var g errgroup.Group
 		if flushLayer != nil {
@@ -465,6 +468,11 @@ func (s *Store) commitStagedLocked(ctx context.Context, p *layerPlan, opts Layer
 	}
 	return rec, finish, nil
 }
+
+// testHookCommitted, set only by tests, runs in commitStagedLocked after
+// the staged tree and tar-split are in place, before the record is
+// completed: where a killed process leaves the incomplete marker.
+var testHookCommitted func()
 
 // commitDriverLocked has the driver commit the staged tree and returns
 // the flushes it left to do (nil if it did them: a driver without the

@@ -27,6 +27,9 @@ func TestMain(m *testing.M) { testutil.Main(m, childEnv, runChild) }
 // "<op>|<graph>|<run>|<driver>|<arg>":
 //   - put-block: PutLayer of a tar whose stream stops half-way (after
 //     printing "blocked") until "release" arrives; prints "done <id>".
+//   - put-commit-block: PutLayer of layer <arg> that stops (printing
+//     "committed") once the staged tree and tar-split are in place,
+//     before the record is completed, until "release" arrives.
 //   - delete: prints "deleting", deletes layer <arg>, prints "deleted".
 //   - rlock: read-locks <arg> (a lock file), prints "locked", waits for
 //     "release".
@@ -60,6 +63,17 @@ func runChild(spec string) int {
 	switch op {
 	case "put-block":
 		l, err := s.PutLayer(ctx, &blockingReader{data: bigTar(64, 64<<10)}, LayerOptions{})
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		fmt.Println("done", l.ID)
+	case "put-commit-block":
+		testHookCommitted = func() {
+			fmt.Println("committed")
+			testutil.AwaitRelease()
+		}
+		l, err := s.PutLayer(ctx, bytes.NewReader(bigTar(4, 1024)), LayerOptions{ID: arg})
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
@@ -191,6 +205,56 @@ func TestKilledPutLayerRecovered(t *testing.T) {
 			}
 			if ls, err := s.Layers(testCtx(t)); err != nil || len(ls) != 0 {
 				t.Errorf("layers after the killed import: %v, %v", ls, err)
+			}
+		})
+	}
+}
+
+// A process killed in the middle of a commit (the layer's directory and
+// tar-split in place, the record not yet complete) leaves the unflushed
+// incomplete marker, and the next open removes the layer entirely.
+func TestKilledCommitRecovered(t *testing.T) {
+	const id = "aaaabbbbccccddddaaaabbbbccccddddaaaabbbbccccddddaaaabbbbccccdddd"
+	for _, drv := range storeDrivers(t) {
+		t.Run(drv, func(t *testing.T) {
+			if drv == "overlay" {
+				drivertest.RequireOverlay(t)
+			}
+			dir := t.TempDir()
+			g, r := filepath.Join(dir, "g"), filepath.Join(dir, "r")
+			c := testutil.StartChild(t, childSpec("put-commit-block", g, r, drv, id))
+			c.Expect(t, "committed", time.Minute)
+			layerDir := map[string]string{"vfs": filepath.Join(g, "vfs", "dir", id), "overlay": filepath.Join(g, "overlay", id)}[drv]
+			tsPath := filepath.Join(g, drv+"-layers", id+".tar-split.gz")
+			for _, p := range []string{layerDir, tsPath} {
+				if _, err := os.Stat(p); err != nil {
+					t.Fatalf("the child is past the driver commit, but: %v", err)
+				}
+			}
+			if b, _ := os.ReadFile(filepath.Join(g, drv+"-layers", "volatile-layers.json")); !strings.Contains(string(b), id) || !strings.Contains(string(b), `"incomplete":true`) {
+				t.Fatalf("no incomplete marker in volatile-layers.json: %s", b)
+			}
+			c.Kill()
+			s, err := Open(testCtx(t), Options{GraphRoot: g, RunRoot: r, GraphDriverName: drv})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer func() { _, _ = s.Shutdown(testCtx(t), true) }()
+			if ls, err := s.Layers(testCtx(t)); err != nil || len(ls) != 0 {
+				t.Errorf("layers after the killed commit: %v, %v", ls, err)
+			}
+			for _, p := range []string{layerDir, tsPath} {
+				if _, err := os.Lstat(p); !os.IsNotExist(err) {
+					t.Errorf("%s left after recovery (%v)", p, err)
+				}
+			}
+			if b, _ := os.ReadFile(filepath.Join(g, drv+"-layers", "volatile-layers.json")); strings.Contains(string(b), id) {
+				t.Errorf("marker left: %s", b)
+			}
+			if drv == "overlay" {
+				if left := entries(t, filepath.Join(g, "overlay", "l")); len(left) != 0 {
+					t.Errorf("l/ links left: %v", left)
+				}
 			}
 		})
 	}
