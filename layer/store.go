@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 
 	"github.com/opencontainers/go-digest"
 
@@ -62,6 +63,7 @@ type Store struct {
 	mounts *table.Table[MountPoint] // nil for read-only stores
 
 	// Guarded by the layers lock; rebuilt on every load.
+	markers        []string // IDs of commit markers present at the load (see MarkCommit)
 	byCompressed   map[digest.Digest][]string
 	byUncompressed map[digest.Digest][]string
 	byTOC          map[digest.Digest][]string
@@ -105,7 +107,7 @@ func Open(opts Options) (*Store, error) {
 		ID:             func(l *Layer) string { return l.ID },
 		Names:          func(l *Layer) *[]string { return &l.Names },
 		Loaded:         s.loaded,
-		NeedsRepair:    needsRepair,
+		NeedsRepair:    s.needsRepair,
 		Repair:         s.repair,
 	})
 	if err != nil {
@@ -156,6 +158,10 @@ func (s *Store) loaded(recs []*Layer) error {
 	if !s.opts.ReadOnly && s.opts.Recover != nil {
 		_ = s.opts.Recover() // best effort; retried at the next load
 	}
+	s.markers = nil
+	if !s.opts.ReadOnly {
+		s.markers = s.listMarkers()
+	}
 	s.byCompressed = map[digest.Digest][]string{}
 	s.byUncompressed = map[digest.Digest][]string{}
 	s.byTOC = map[digest.Digest][]string{}
@@ -173,11 +179,15 @@ func Incomplete(l *Layer) bool {
 	return ok && v
 }
 
-func needsRepair(recs []*Layer) bool {
-	return slices.ContainsFunc(recs, Incomplete)
+// needsRepair reports incomplete records or commit markers left by a
+// killed process. Locking: layers.lock held.
+func (s *Store) needsRepair(recs []*Layer) bool {
+	return len(s.markers) > 0 || slices.ContainsFunc(recs, Incomplete)
 }
 
-// repair removes every incomplete layer completely and saves.
+// repair removes every incomplete layer completely, and every layer a
+// commit marker names that has no complete record, then the markers, and
+// saves.
 //
 // Locking: layers.lock held for writing.
 func (s *Store) repair(ctx context.Context) error {
@@ -185,6 +195,11 @@ func (s *Store) repair(ctx context.Context) error {
 	for _, l := range s.t.All() {
 		if Incomplete(l) {
 			ids = append(ids, l.ID)
+		}
+	}
+	for _, id := range s.markers {
+		if _, ok := s.t.Get(id); !ok {
+			ids = append(ids, id)
 		}
 	}
 	for _, id := range ids {
@@ -198,6 +213,12 @@ func (s *Store) repair(ctx context.Context) error {
 		}
 		s.t.Remove(id)
 	}
+	for _, id := range s.markers {
+		if err := s.UnmarkCommit(id); err != nil {
+			return fmt.Errorf("removing commit marker of layer %s: %w", id, err)
+		}
+	}
+	s.markers = nil
 	return s.Save(ctx)
 }
 
@@ -239,17 +260,65 @@ func (s *Store) SaveWith(ctx context.Context, opts table.SaveOptions) (finish fu
 	return finish, nil
 }
 
-// Count returns how many records live at location loc. Locking: layers.lock held.
-func (s *Store) Count(loc int) int { return s.t.Count(loc) }
+// The commit marker of a new layer is an empty file
+// <dir>/tmp/commit-<id>, created (unflushed) before anything of the layer
+// exists outside staging and removed once its complete record is saved.
+// A marker is only ever seen by a process holding layers.lock, which its
+// creator held for the marker's whole life: so a marker seen is one a
+// killed process left, and the next writer removes the layer unless its
+// record is complete. Being empty, a marker has no content a crash could
+// damage: after a power cut it exists or not.
+const commitMarkerPrefix = "commit-"
 
-// Relocate moves a record to location loc (both files are rewritten at the
-// next save). Locking: layers.lock held for writing.
-func (s *Store) Relocate(l *Layer, loc int) {
-	if s.opts.ImageStoreDir == "" && loc == LocImageStore {
-		loc = LocStable
+func (s *Store) markerPath(id string) string {
+	return filepath.Join(s.opts.Dir, "tmp", commitMarkerPrefix+id)
+}
+
+// MarkCommit creates the commit marker of layer id and moves the token,
+// so that every other process looks for markers at its next lock.
+//
+// Locking: layers.lock held for writing.
+func (s *Store) MarkCommit(id string) error {
+	if err := table.ValidID(id); err != nil {
+		return err
 	}
-	s.t.Relocate(l.ID, loc)
-	l.Volatile = loc == LocVolatile
+	p := s.markerPath(id)
+	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(p, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return s.t.MarkWritten()
+}
+
+// UnmarkCommit removes the commit marker of layer id (none is no error).
+//
+// Locking: layers.lock held for writing.
+func (s *Store) UnmarkCommit(id string) error {
+	if err := os.Remove(s.markerPath(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+// listMarkers returns the IDs of the commit markers present.
+func (s *Store) listMarkers() []string {
+	ents, err := os.ReadDir(filepath.Join(s.opts.Dir, "tmp"))
+	if err != nil {
+		return nil
+	}
+	var ids []string
+	for _, e := range ents {
+		if id, ok := strings.CutPrefix(e.Name(), commitMarkerPrefix); ok && e.Type().IsRegular() && table.ValidID(id) == nil {
+			ids = append(ids, id)
+		}
+	}
+	return ids
 }
 
 // All returns the live records. Locking: layers.lock held.

@@ -173,27 +173,21 @@ func layerLocation(opts LayerOptions, volatile bool) int {
 	return layer.LocStable
 }
 
-// addIncompleteLocked appends the record flagged incomplete and saves it:
-// the step before anything is created in the driver. The saved record is a
-// marker for recovery from a killed process, not a durable promise, so it
-// is saved as cheaply as that allows (see "The commit protocol" below):
-// a layer meant for the volatile location is saved there as always; any
-// other goes to the volatile location too when that holds no record (no
-// flush at all), else to its own location with its file flushed but not
-// its directory. completeLocked moves it to loc.
+// addIncompleteLocked adds the record (flagged incomplete, in memory
+// only) and creates its commit marker: the step before anything of the
+// layer is created outside staging (see "The commit protocol").
 //
 // Locking: layers held for writing.
 func (s *Store) addIncompleteLocked(ctx context.Context, rec *layer.Layer, loc int) error {
-	at, opts := loc, table.SaveOptions{NoSyncDir: true}
-	if s.layers.Count(layer.LocVolatile) == 0 {
-		at = layer.LocVolatile
+	if err := ctx.Err(); err != nil {
+		return err
 	}
-	if err := s.layers.Add(rec, at); err != nil {
+	if err := s.layers.Add(rec, loc); err != nil {
 		return mapTableErr(err)
 	}
-	if _, err := s.layers.SaveWith(ctx, opts); err != nil {
+	if err := s.layers.MarkCommit(rec.ID); err != nil {
 		s.layers.Remove(rec.ID)
-		return err
+		return fmt.Errorf("layer %s: %w", rec.ID, err)
 	}
 	return nil
 }
@@ -201,55 +195,64 @@ func (s *Store) addIncompleteLocked(ctx context.Context, rec *layer.Layer, loc i
 // The commit protocol of a new layer (CreateLayer, PutLayer, Commit),
 // with layers.lock held for writing unless said otherwise:
 //
-//  1. addIncompleteLocked saves the record flagged incomplete, unflushed.
-//     It only has to be visible to the next process that takes the lock:
-//     if this one is killed from here to step 4 that process finds the
-//     flag and removes the layer's directory and tar-split. A power cut
-//     may lose the marker; then at worst an unreferenced directory is left
-//     (never a record of a half layer), which gc removes. The volatile
-//     file takes the marker only while it holds no record: an unflushed
-//     rename can reach the disk before the data it names (xfs delays
-//     allocation), and a file of markers alone loses nothing then, while
-//     layers.json or a volatile file with records would lose records.
+//  1. addIncompleteLocked creates the layer's commit marker, an empty file
+//     G/<drv>-layers/tmp/commit-<id>, without flushing it, and moves the
+//     lock's token. The marker only has to be seen by the next process
+//     that takes the lock: if this one is killed from here to step 4, that
+//     process reloads (the token moved), finds the marker and, the layer
+//     having no complete record, removes its directory and tar-split. A
+//     power cut may lose the marker; then at worst an unreferenced
+//     directory is left (never a record of a half layer), which gc
+//     removes. The marker is empty on purpose: saving an incomplete record
+//     to a JSON file without flushing it, as a cheaper marker, was tried
+//     and failed the ext4 power-cut test: the rename reached the disk
+//     before the data and the file came back full of NUL bytes, which
+//     refuses to load. A file with no content has nothing to lose.
 //  2. The driver makes the (already flushed) staged tree the layer, and
 //     the staged (flushed) tar-split is renamed into place; neither is
 //     flushed yet.
-//  3. completeLocked writes the record without the flag to a temp file
-//     and, concurrently (one journal commit on ext4 and xfs, where the
-//     same flushes one after the other cost one commit each), fdatasyncs
-//     it, the driver's flushes (vfs: G/vfs/dir; overlay: link, lower,
+//  3. completeLocked writes the complete record to a temp file and,
+//     concurrently (one journal commit on ext4 and xfs, where the same
+//     flushes one after the other cost one commit each), fdatasyncs it,
+//     runs the driver's flushes (vfs: G/vfs/dir; overlay: link, lower,
 //     lower-layers, H/<id>, H/l, H) and fsyncs the tar-split's directory.
-//     Only when all succeeded is the temp file renamed over layers.json
-//     (and the marker dropped from the volatile file, unflushed: if that
-//     does not reach the disk, the stale incomplete copy loses to the
-//     complete record in layers.json, which loads first).
+//     Only when all succeeded is the temp file renamed over layers.json;
+//     then the marker is removed.
 //  4. The lock is released; then layers.json's directory is fsynced and
 //     only then is success reported. Until that fsync the rename may not
 //     be durable, but nobody was told the layer exists except processes
 //     that read it from the page cache, and whatever they write into the
 //     same directory later is fsynced after this rename, which persists
 //     it too. A power cut before it leaves the layer's durable directory
-//     without a durable record (gc), never a record without its files.
+//     without a durable record (gc), never a record without its files;
+//     if the marker survives it, the next open removes the layer.
 //
-// Steps 1-3 under the lock cost one round of concurrent flushes (plus one
-// flushed marker when the volatile file holds records), instead of the
-// twelve one-after-the-other flushes of saving the record twice durably.
+// Steps 1-3 cost one round of concurrent flushes under the lock, instead
+// of the twelve one-after-the-other flushes of saving the record twice
+// durably (once flagged incomplete, once complete).
 
-// completeLocked clears the incomplete flag, moves the record to loc and
-// saves it, running flush (if set) concurrently with the flush of the
-// records and before their rename (step 3 above). With deferSync the
-// records' directory fsync is returned as finish for the caller to run
-// after releasing the lock (step 4); otherwise finish is a no-op.
+// completeLocked clears the incomplete flag and saves the record, running
+// flush (if set) concurrently with the flush of the records and before
+// their rename (step 3 above), then removes the commit marker. With
+// deferSync the records' directory fsync is returned as finish for the
+// caller to run after releasing the lock (step 4); otherwise finish is a
+// no-op.
 //
 // Locking: layers held for writing; finish needs no lock.
-func (s *Store) completeLocked(ctx context.Context, rec *layer.Layer, loc int, flush func(context.Context) error, deferSync bool) (finish func() error, err error) {
+func (s *Store) completeLocked(ctx context.Context, rec *layer.Layer, flush func(context.Context) error, deferSync bool) (finish func() error, err error) {
 	delete(rec.Flags, layer.IncompleteFlag)
 	if len(rec.Flags) == 0 {
 		rec.Flags = nil
 	}
-	s.layers.Relocate(rec, loc)
 	s.layers.Update(rec)
-	return s.layers.SaveWith(ctx, table.SaveOptions{Flush: flush, DeferSyncDir: deferSync})
+	finish, err = s.layers.SaveWith(ctx, table.SaveOptions{Flush: flush, DeferSyncDir: deferSync})
+	if err != nil {
+		return finish, err
+	}
+	// A marker left by a failure here names a layer with a complete
+	// record: the next writer only removes the marker.
+	_ = s.layers.UnmarkCommit(rec.ID)
+	return finish, nil
 }
 
 // abortLayerLocked runs the delete flow for a half-made layer.
@@ -266,6 +269,9 @@ func (s *Store) abortLayerLocked(ctx context.Context, id string, cause error) er
 	}
 	s.layers.Remove(id)
 	if err := s.layers.Save(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	if err := s.layers.UnmarkCommit(id); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
@@ -308,7 +314,7 @@ func (s *Store) createLayerLocked(ctx context.Context, opts LayerOptions, volati
 	if err := s.graphDriver().Create(ctx, rec.ID, rec.Parent, p.create); err != nil {
 		return nil, s.abortLayerLocked(ctx, rec.ID, fmt.Errorf("creating layer %s: %w", rec.ID, err))
 	}
-	if _, err := s.completeLocked(ctx, rec, layerLocation(opts, volatile), nil, false); err != nil {
+	if _, err := s.completeLocked(ctx, rec, nil, false); err != nil {
 		return nil, s.abortLayerLocked(ctx, rec.ID, err)
 	}
 	return rec, nil
@@ -438,8 +444,7 @@ func (s *Store) commitStagedLocked(ctx context.Context, p *layerPlan, opts Layer
 		return nil, nil, fmt.Errorf("layer %s: %w", p.id, ErrDuplicateID)
 	}
 	rec := newLayerRecord(p, opts)
-	loc := layerLocation(opts, false)
-	if err := s.addIncompleteLocked(ctx, rec, loc); err != nil {
+	if err := s.addIncompleteLocked(ctx, rec, layerLocation(opts, false)); err != nil {
 		return nil, nil, err
 	}
 	flushLayer, err := s.commitDriverLocked(ctx, rec, staged, p.create)
@@ -462,7 +467,7 @@ func (s *Store) commitStagedLocked(ctx context.Context, p *layerPlan, opts Layer
 		g.Go(func() error { return fsx.SyncDir(filepath.Dir(tsFinal)) }) // owner: g.Wait below
 		return g.Wait()
 	}
-	finish, err = s.completeLocked(ctx, rec, loc, flush, true)
+	finish, err = s.completeLocked(ctx, rec, flush, true)
 	if err != nil {
 		return nil, nil, s.abortLayerLocked(ctx, rec.ID, err)
 	}

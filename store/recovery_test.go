@@ -211,8 +211,8 @@ func TestKilledPutLayerRecovered(t *testing.T) {
 }
 
 // A process killed in the middle of a commit (the layer's directory and
-// tar-split in place, the record not yet complete) leaves the unflushed
-// incomplete marker, and the next open removes the layer entirely.
+// tar-split in place, the record not yet saved) leaves its commit marker,
+// and the next open removes the layer and the marker entirely.
 func TestKilledCommitRecovered(t *testing.T) {
 	const id = "aaaabbbbccccddddaaaabbbbccccddddaaaabbbbccccddddaaaabbbbccccdddd"
 	for _, drv := range storeDrivers(t) {
@@ -231,8 +231,12 @@ func TestKilledCommitRecovered(t *testing.T) {
 					t.Fatalf("the child is past the driver commit, but: %v", err)
 				}
 			}
-			if b, _ := os.ReadFile(filepath.Join(g, drv+"-layers", "volatile-layers.json")); !strings.Contains(string(b), id) || !strings.Contains(string(b), `"incomplete":true`) {
-				t.Fatalf("no incomplete marker in volatile-layers.json: %s", b)
+			marker := filepath.Join(g, drv+"-layers", "tmp", "commit-"+id)
+			if _, err := os.Stat(marker); err != nil {
+				t.Fatalf("no commit marker: %v", err)
+			}
+			if b, _ := os.ReadFile(filepath.Join(g, drv+"-layers", "layers.json")); strings.Contains(string(b), id) {
+				t.Fatalf("layers.json names the layer before its commit: %s", b)
 			}
 			c.Kill()
 			s, err := Open(testCtx(t), Options{GraphRoot: g, RunRoot: r, GraphDriverName: drv})
@@ -248,8 +252,8 @@ func TestKilledCommitRecovered(t *testing.T) {
 					t.Errorf("%s left after recovery (%v)", p, err)
 				}
 			}
-			if b, _ := os.ReadFile(filepath.Join(g, drv+"-layers", "volatile-layers.json")); strings.Contains(string(b), id) {
-				t.Errorf("marker left: %s", b)
+			if _, err := os.Lstat(marker); !os.IsNotExist(err) {
+				t.Errorf("commit marker left after recovery (%v)", err)
 			}
 			if drv == "overlay" {
 				if left := entries(t, filepath.Join(g, "overlay", "l")); len(left) != 0 {
@@ -433,5 +437,51 @@ func TestKilledDeleteLayerConsistent(t *testing.T) {
 			}
 			t.Logf("%s: layer gone in %d of 3 rounds, intact in the others", drv, gone)
 		})
+	}
+}
+
+// Commit markers seen at a load: one naming a layer with a complete record
+// (a process killed after saving it, before removing the marker) only
+// loses its marker; one naming a layer without a record loses the layer's
+// driver directory and tar-split too.
+func TestCommitMarkersRepairedAtLoad(t *testing.T) {
+	s, opts := openTest(t)
+	ctx := testCtx(t)
+	kept, err := s.PutLayer(ctx, bytes.NewReader(makeTar(t, map[string]string{"a": "1"})), LayerOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const gone = "9999888877776666999988887777666699998888777766669999888877776666"
+	if _, err := s.CreateStorageLayer(ctx, gone, "", LayerOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	ld := filepath.Join(opts.GraphRoot, "vfs-layers")
+	if err := os.WriteFile(filepath.Join(ld, gone+".tar-split.gz"), []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{kept.ID, gone} {
+		if err := os.WriteFile(filepath.Join(ld, "tmp", "commit-"+id), nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s2, err := Open(ctx, opts) // another process: loads, finds the markers
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	ls, err := s2.Layers(ctx)
+	if err != nil || len(ls) != 1 || ls[0].ID != kept.ID {
+		t.Fatalf("layers after repair: %v, %v", ls, err)
+	}
+	if got := entries(t, filepath.Join(ld, "tmp")); len(got) != 0 {
+		t.Errorf("tmp/ after repair: %v", got)
+	}
+	for _, p := range []string{filepath.Join(opts.GraphRoot, "vfs", "dir", gone), filepath.Join(ld, gone+".tar-split.gz")} {
+		if _, err := os.Lstat(p); !os.IsNotExist(err) {
+			t.Errorf("%s survived the repair (%v)", p, err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(opts.GraphRoot, "vfs", "dir", kept.ID)); err != nil {
+		t.Errorf("the complete layer lost its directory: %v", err)
 	}
 }

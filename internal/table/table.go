@@ -523,21 +523,6 @@ func (t *Table[R]) Touch(id string) {
 	}
 }
 
-// Relocate moves the record with this ID to location loc, marking both
-// location files as changed.
-//
-// Locking: write lock held.
-func (t *Table[R]) Relocate(id string, loc int) {
-	t.lock.AssertWriter()
-	old, ok := t.loc[id]
-	if !ok || old == loc {
-		return
-	}
-	t.loc[id] = loc
-	t.dirty[old] = true
-	t.dirty[loc] = true
-}
-
 // TouchAll marks every location file as changed.
 //
 // Locking: write lock held.
@@ -722,17 +707,20 @@ func (t *Table[R]) encodeLocation(i int) ([]byte, error) {
 	return data, nil
 }
 
-// Count returns how many records live at location loc.
+// MarkWritten writes a new token into the lock file without saving
+// anything: other processes reload (and run NeedsRepair) at their next
+// lock, as after a save. For state the table's owner keeps beside the
+// location files (layer commit markers).
 //
-// Locking: read or write lock held.
-func (t *Table[R]) Count(loc int) int {
-	n := 0
-	for _, i := range t.loc {
-		if i == loc {
-			n++
-		}
+// Locking: write lock held.
+func (t *Table[R]) MarkWritten() error {
+	t.lock.AssertWriter()
+	tok, err := t.lock.RecordWrite()
+	if err != nil {
+		return fmt.Errorf("recording write to %s: %w", t.lock.Path(), err)
 	}
-	return n
+	t.seen = tok
+	return nil
 }
 
 // Invalidate drops the cache so the next lock reloads from disk.
