@@ -209,3 +209,59 @@ func TestRemoveAllBasics(t *testing.T) {
 		t.Error("RemoveAll(/) was not refused")
 	}
 }
+
+// PrepareAtomicWrite leaves the target alone until Rename; Abort removes
+// the temp file. SyncConcurrently flushes every path it is given and fails
+// on a missing one.
+func TestPendingWriteAndSyncConcurrently(t *testing.T) {
+	dir := t.TempDir()
+	target := filepath.Join(dir, "f.json")
+	if err := os.WriteFile(target, []byte("old"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p, err := PrepareAtomicWrite(target, []byte("new"), 0o644, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(target); string(b) != "old" {
+		t.Errorf("target changed before Rename: %q", b)
+	}
+	if err := p.Rename(); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(target); string(b) != "new" {
+		t.Errorf("target after Rename: %q", b)
+	}
+	if fi, _ := os.Stat(target); fi.Mode().Perm() != 0o644 || !fi.ModTime().Equal(p.Mtime()) {
+		t.Errorf("target mode %v mtime %v, want 0644 and %v", fi.Mode(), fi.ModTime(), p.Mtime())
+	}
+	q, err := PrepareAtomicWrite(target, []byte("newer"), 0o600, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q.Abort()
+	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
+		t.Errorf("entries after Abort: %v", ents)
+	}
+
+	var mu sync.Mutex
+	seen := map[string]SyncKind{}
+	defer SetSyncHook(func(k SyncKind, p string) {
+		mu.Lock()
+		seen[p] = k
+		mu.Unlock()
+	})()
+	sub := filepath.Join(dir, "sub")
+	if err := os.Mkdir(sub, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := SyncConcurrently(context.Background(), []string{target}, []string{dir, sub}); err != nil {
+		t.Fatal(err)
+	}
+	if seen[target] != SyncFileData || seen[dir] != SyncDirectory || seen[sub] != SyncDirectory || len(seen) != 3 {
+		t.Errorf("flushes: %v", seen)
+	}
+	if err := SyncConcurrently(context.Background(), []string{filepath.Join(dir, "missing")}, nil); err == nil {
+		t.Error("a missing path was flushed")
+	}
+}
