@@ -70,8 +70,9 @@ func Unpack(ctx context.Context, dest string, blob io.Reader, opts UnpackOptions
 	}
 	var stream *bufio.Reader
 	if comp == Uncompressed {
-		// raw already buffers; count what the tar reader consumes from it.
-		stream = bufio.NewReaderSize(io.TeeReader(raw, uSink), 64<<10)
+		// The tar reader reads raw itself (one buffer copy less per
+		// byte); the stream is the input, so is its size.
+		stream = raw
 	} else {
 		stream = bufio.NewReaderSize(io.TeeReader(dec, uSink), copyBufSize)
 	}
@@ -145,6 +146,9 @@ func Unpack(ctx context.Context, dest string, blob io.Reader, opts UnpackOptions
 	var cDigest digest.Digest
 	res.CompressedSize, cDigest = in.Sum()
 	res.UncompressedSize = uCount.n
+	if comp == Uncompressed {
+		res.UncompressedSize = res.CompressedSize
+	}
 	if opts.CompressedDigest == "" {
 		res.CompressedDigest = cDigest
 	} else {
