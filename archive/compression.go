@@ -67,10 +67,17 @@ func DetectCompression(head []byte) Compression {
 	return Uncompressed
 }
 
+// peeker is a buffered reader that can show the next bytes unread:
+// *bufio.Reader, or Unpack's prefetcher.
+type peeker interface {
+	io.Reader
+	Peek(n int) ([]byte, error)
+}
+
 // peekCompression detects the compression of br's stream with ReadFull
-// semantics: bufio.Reader.Peek keeps reading until it has the bytes or the
-// stream ends, so a short first read from a pipe does not matter.
-func peekCompression(br *bufio.Reader) (Compression, error) {
+// semantics: Peek keeps reading until it has the bytes or the stream
+// ends, so a short first read from a pipe does not matter.
+func peekCompression(br peeker) (Compression, error) {
 	head, err := br.Peek(10)
 	if err != nil && err != io.EOF {
 		return Uncompressed, err
@@ -79,7 +86,7 @@ func peekCompression(br *bufio.Reader) (Compression, error) {
 }
 
 // decompressor wraps br (already peeked) for compression c.
-func decompressor(br *bufio.Reader, c Compression) (io.ReadCloser, error) {
+func decompressor(br io.Reader, c Compression) (io.ReadCloser, error) {
 	switch c {
 	case Uncompressed:
 		return io.NopCloser(br), nil

@@ -108,6 +108,29 @@ func (p *prefetcher) Read(out []byte) (int, error) {
 	}
 }
 
+// Peek returns the next n unread bytes without consuming them; fewer,
+// with the source's error, when the input ends first. n must not exceed
+// prefetchBufSize.
+func (p *prefetcher) Peek(n int) ([]byte, error) {
+	if p.cur == nil || p.off == p.cur.n {
+		if _, err := p.Read(nil); err != nil {
+			return nil, err
+		}
+	}
+	if p.cur == nil {
+		return nil, p.err
+	}
+	avail := p.cur.data[p.off:p.cur.n]
+	if len(avail) >= n {
+		return avail[:n], nil
+	}
+	if p.cur.err != nil {
+		return avail, p.cur.err
+	}
+	// A buffer is filled completely unless the input ended in it.
+	return avail, io.ErrShortBuffer
+}
+
 // stop ends the reading goroutine, waiting for a read in progress. Safe
 // to call more than once.
 func (p *prefetcher) stop() {

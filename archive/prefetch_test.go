@@ -54,3 +54,29 @@ func TestPrefetcherPassesErrorsAndStops(t *testing.T) {
 	q.Read(make([]byte, 10))
 	q.stop()
 }
+
+func TestPrefetcherPeek(t *testing.T) {
+	p := newPrefetcher(bytes.NewReader([]byte("0123456789abc")), false)
+	defer p.stop()
+	for range 2 {
+		b, err := p.Peek(10)
+		if err != nil || string(b) != "0123456789" {
+			t.Fatalf("Peek(10) = %q, %v", b, err)
+		}
+	}
+	got, err := io.ReadAll(p)
+	if err != nil || string(got) != "0123456789abc" {
+		t.Fatalf("after Peek, read %q, %v", got, err)
+	}
+	// Shorter input than asked: what there is, and EOF.
+	q := newPrefetcher(bytes.NewReader([]byte("ab")), false)
+	defer q.stop()
+	if b, err := q.Peek(10); string(b) != "ab" || err != io.EOF {
+		t.Fatalf("Peek(10) of 2 bytes = %q, %v", b, err)
+	}
+	e := newPrefetcher(bytes.NewReader(nil), false)
+	defer e.stop()
+	if b, err := e.Peek(10); len(b) != 0 || err != io.EOF {
+		t.Fatalf("Peek of empty input = %q, %v", b, err)
+	}
+}

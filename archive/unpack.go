@@ -47,7 +47,7 @@ func Unpack(ctx context.Context, dest string, blob io.Reader, opts UnpackOptions
 	// every input byte, in a goroutine.
 	in := newPrefetcher(blob, opts.CompressedDigest == "")
 	defer in.stop()
-	raw := bufio.NewReaderSize(in, copyBufSize)
+	raw := in
 	comp, err := peekCompression(raw)
 	if err != nil {
 		return res, fmt.Errorf("reading layer: %w", err)
@@ -68,10 +68,10 @@ func Unpack(ctx context.Context, dest string, blob io.Reader, opts UnpackOptions
 		defer uHash.stop()
 		uSink = io.MultiWriter(uCount, uHash)
 	}
-	var stream *bufio.Reader
+	var stream io.Reader
 	if comp == Uncompressed {
-		// The tar reader reads raw itself (one buffer copy less per
-		// byte); the stream is the input, so is its size.
+		// The tar reader reads the prefetched input itself (no buffer
+		// copy in between); the stream is the input, so is its size.
 		stream = raw
 	} else {
 		stream = bufio.NewReaderSize(io.TeeReader(dec, uSink), copyBufSize)
