@@ -14,7 +14,7 @@ import (
 // ahead (memory stays bounded).
 const (
 	prefetchBufSize = 1 << 20
-	prefetchBufs    = 4
+	prefetchBufs    = 3
 )
 
 type prefetchBuf struct {
