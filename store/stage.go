@@ -1,9 +1,10 @@
 package store
 
 // Locking: StageLayer takes layers.lock (write) and containers.lock (read)
-// briefly to plan, extracts with no store lock held, and Commit takes
-// layers.lock for writing to commit, then fsyncs the records' directory
-// after releasing it (see "The commit protocol" in layers.go). LockLayerFetch takes a per-layer lock
+// briefly to plan, extracts with no store lock held, and Commit flushes
+// the staged tree with no store lock held, then takes layers.lock for
+// writing to commit, then fsyncs the records' directory after releasing
+// it (see "The commit protocol" in layers.go). LockLayerFetch takes a per-layer lock
 // file R/<drv>-layers/pull-locks/<id>.lock that is not part of the store's
 // lock order: hold it only while staging and committing that one layer, and
 // take the store locks inside it, never the other way round. Its release
