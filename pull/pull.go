@@ -262,7 +262,11 @@ func (p *puller) acquireAll(ctx context.Context, g *errgroup.Group) error {
 		if err != nil {
 			return err
 		}
-		if !ok {
+		if ok {
+			// A pull killed between committing the layer and releasing
+			// its lock left the lock file; nobody else would take it.
+			_ = p.st.RemoveStaleFetchLock(j.id) // only an inode; GC also removes it
+		} else {
 			if j.unlock, err = p.lock(ctx, j); err != nil {
 				return err
 			}

@@ -482,3 +482,29 @@ func TestPullCommitsWhileFetching(t *testing.T) {
 		t.Fatalf("fetched %d layers, want 3", res.Fetched)
 	}
 }
+
+// A lock file left for a stored layer (its pull was killed after the
+// commit) is removed by the next pull, which finds the layer stored.
+func TestPullRemovesStaleLockOfStoredLayer(t *testing.T) {
+	st := openStore(t, "vfs")
+	img := randomImage(t, 2)
+	dir := writeLayout(t, map[string]v1.Image{"v1": img})
+	res, err := Pull(testCtx(t), st, open(t, "oci:"+dir), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	locks := filepath.Join(st.RunRoot(), "vfs-layers", "pull-locks")
+	stale := filepath.Join(locks, res.Layers[0].ID+".lock")
+	if err := os.MkdirAll(locks, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(stale, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Pull(testCtx(t), st, open(t, "oci:"+dir), Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(stale); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("stale lock file of a stored layer still there: %v", err)
+	}
+}

@@ -219,6 +219,28 @@ func (s *Store) fetchLockDir() string {
 	return filepath.Join(s.RunRoot(), s.GraphDriverName()+"-layers", "pull-locks")
 }
 
+// RemoveStaleFetchLock removes layer id's LockLayerFetch file if nobody
+// holds it (a holder killed after committing the layer leaves it, and no
+// later pull takes the lock of a layer it finds stored). A held or
+// missing file is left alone.
+func (s *Store) RemoveStaleFetchLock(id string) error {
+	if err := table.ValidID(id); err != nil {
+		return err
+	}
+	p := filepath.Join(s.fetchLockDir(), id+".lock")
+	if _, err := os.Lstat(p); errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	h, err := lockfile.TryLock(p)
+	if errors.Is(err, lockfile.ErrLocked) || errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return h.Remove()
+}
+
 // removeStaleFetchLocks removes the LockLayerFetch files nobody holds (a
 // killed holder's), each under its lock as a release does, and returns
 // their paths. GC calls it.

@@ -293,3 +293,37 @@ func TestStageLayerFlushesAtCommit(t *testing.T) {
 		})
 	}
 }
+
+// RemoveStaleFetchLock removes a lock file nobody holds and leaves a held one.
+func TestRemoveStaleFetchLock(t *testing.T) {
+	s := openDriverTest(t, "vfs")
+	ctx := testCtx(t)
+	id := strings.Repeat("ab", 32)
+	if err := s.RemoveStaleFetchLock(id); err != nil {
+		t.Fatalf("no file: %v", err)
+	}
+	if err := os.MkdirAll(s.fetchLockDir(), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(s.fetchLockDir(), id+".lock")
+	if err := os.WriteFile(p, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RemoveStaleFetchLock(id); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(p); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("stale lock file still there: %v", err)
+	}
+	release, err := s.LockLayerFetch(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RemoveStaleFetchLock(id); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(p); err != nil {
+		t.Fatalf("a held lock file was removed: %v", err)
+	}
+	release()
+}
