@@ -299,22 +299,11 @@ func readInput(p *printer, file string) (io.ReadCloser, error) {
 
 // writeOutput copies r to file (created or truncated), or to stdout when
 // file is empty; an error closing the file is the result.
-func writeOutput(p *printer, file string, r io.Reader) (err error) {
-	if file == "" {
-		_, err = io.Copy(p.out, r)
+func writeOutput(p *printer, file string, r io.Reader) error {
+	return writeOutputFunc(p, file, func(w io.Writer) error {
+		_, err := io.Copy(w, r)
 		return err
-	}
-	f, err := os.Create(file)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-	}()
-	_, err = io.Copy(f, r)
-	return err
+	})
 }
 
 // trimOneNewline drops a single trailing newline.

@@ -30,14 +30,17 @@ func (d *Driver) SupportsShifting() bool {
 	if os.Getenv(disableIDMapEnv) == "yes" || d.rootless {
 		return false
 	}
-	d.idmapOnce.Do(func() { d.idmapOK = d.probeIDMapped() })
+	d.idmapOnce.Do(func() { d.idmapOK = d.probeCached(idmapFeature, d.tryIDMappedLower) })
 	return d.idmapOK
 }
 
-// probeIDMapped reads the cached probe result, else probes and caches it.
-func (d *Driver) probeIDMapped() bool {
+// probeCached reads the cached result of the kernel feature probe try
+// (R/overlay/<feature>-true or -false, the files containers/storage
+// writes), else runs try and caches its result (the error text in a
+// -false file).
+func (d *Driver) probeCached(feature string, try func() error) bool {
 	cache := func(ok bool) string {
-		return filepath.Join(d.runHome, idmapFeature+"-"+strconv.FormatBool(ok))
+		return filepath.Join(d.runHome, feature+"-"+strconv.FormatBool(ok))
 	}
 	if d.runHome != "" {
 		for _, ok := range []bool{true, false} {
@@ -46,7 +49,7 @@ func (d *Driver) probeIDMapped() bool {
 			}
 		}
 	}
-	err := d.tryIDMappedLower()
+	err := try()
 	ok := err == nil
 	if d.runHome != "" && os.MkdirAll(d.runHome, 0o700) == nil {
 		text := ""

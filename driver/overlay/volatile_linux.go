@@ -3,7 +3,6 @@ package overlay
 import (
 	"os"
 	"path/filepath"
-	"strconv"
 
 	"github.com/stowage/stowage/staging"
 )
@@ -16,32 +15,8 @@ const volatileFeature = "volatile"
 // option. It is probed once per driver (a test mount in a temp dir of the
 // home) and the result cached in R/overlay, like SupportsShifting.
 func (d *Driver) supportsVolatile() bool {
-	d.volatileOnce.Do(func() { d.volatileOK = d.probeVolatile() })
+	d.volatileOnce.Do(func() { d.volatileOK = d.probeCached(volatileFeature, d.tryVolatile) })
 	return d.volatileOK
-}
-
-// probeVolatile reads the cached probe result, else probes and caches it.
-func (d *Driver) probeVolatile() bool {
-	cache := func(ok bool) string {
-		return filepath.Join(d.runHome, volatileFeature+"-"+strconv.FormatBool(ok))
-	}
-	if d.runHome != "" {
-		for _, ok := range []bool{true, false} {
-			if _, err := os.Stat(cache(ok)); err == nil {
-				return ok
-			}
-		}
-	}
-	err := d.tryVolatile()
-	ok := err == nil
-	if d.runHome != "" && os.MkdirAll(d.runHome, 0o700) == nil {
-		text := ""
-		if err != nil {
-			text = err.Error()
-		}
-		_ = os.WriteFile(cache(ok), []byte(text), 0o600) // only a cache: the probe runs again next time
-	}
-	return ok
 }
 
 // tryVolatile mounts, in a temp dir of the home, an overlay with the
