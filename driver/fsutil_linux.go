@@ -229,7 +229,18 @@ func openNoFollow(rootFd int, rel string, flags int) (int, error) {
 // before one syncfs share it). Its own errors start with prefix (the
 // driver name) and " stage: ". On any error, including a cancelled ctx,
 // the temp dir is removed; on success the caller owns the Staged value.
-func StageTree(ctx context.Context, tempRoot, prefix string, blob io.Reader, u archive.UnpackOptions, mode fsx.SyncMode, deferFlush bool, prepare func(dir string) error) (_ *Staged, retErr error) {
+func StageTree(ctx context.Context, tempRoot, prefix string, blob io.Reader, u archive.UnpackOptions, mode fsx.SyncMode, deferFlush bool, prepare func(dir string) error) (*Staged, error) {
+	return StageTreeIn(ctx, tempRoot, prefix, blob, u, mode, deferFlush, func(dir string) (string, error) {
+		return dir, prepare(dir)
+	})
+}
+
+// StageTreeIn is StageTree for a driver whose staged directory holds more
+// than the layer's files (overlay stages its whole layer directory):
+// prepare creates dir and returns the directory the blob is extracted
+// into (dir or one inside it), which becomes Staged.Dir; the flush, here
+// or deferred, covers all of dir.
+func StageTreeIn(ctx context.Context, tempRoot, prefix string, blob io.Reader, u archive.UnpackOptions, mode fsx.SyncMode, deferFlush bool, prepare func(dir string) (string, error)) (_ *Staged, retErr error) {
 	tmp, err := staging.New(tempRoot)
 	if err != nil {
 		return nil, fmt.Errorf("%s stage: %w", prefix, err)
@@ -240,11 +251,12 @@ func StageTree(ctx context.Context, tempRoot, prefix string, blob io.Reader, u a
 		}
 	}()
 	dir := tmp.Addition()
-	if err := prepare(dir); err != nil {
+	content, err := prepare(dir)
+	if err != nil {
 		return nil, err
 	}
 	u.FlushEarly = mode != fsx.SyncNone
-	res, err := archive.Unpack(ctx, dir, blob, u)
+	res, err := archive.Unpack(ctx, content, blob, u)
 	if err != nil {
 		return nil, fmt.Errorf("%s stage: %w", prefix, err)
 	}
@@ -256,12 +268,12 @@ func StageTree(ctx context.Context, tempRoot, prefix string, blob io.Reader, u a
 			}
 			return nil
 		}
-		return &Staged{Result: res, Dir: dir, Cleanup: tmp.Cleanup, Flush: flush}, nil
+		return &Staged{Result: res, Dir: content, Cleanup: tmp.Cleanup, Flush: flush}, nil
 	}
 	if err := fsx.FlushTree(ctx, dir, mode); err != nil {
 		return nil, fmt.Errorf("%s stage: flushing %s: %w", prefix, dir, err)
 	}
-	return &Staged{Result: res, Dir: dir, Cleanup: tmp.Cleanup}, nil
+	return &Staged{Result: res, Dir: content, Cleanup: tmp.Cleanup}, nil
 }
 
 // SyncOption parses the value of a driver's "sync" option.

@@ -137,22 +137,32 @@ func (d *Driver) create(ctx context.Context, id, parent string, opts driver.Crea
 			return nil, err
 		}
 	}
-	for _, e := range planLayout(in) {
-		p := filepath.Join(dir, e.Name)
-		if e.Dir {
-			err = driver.MkdirOwned(p, e.Mode, ruid, rgid)
-		} else {
-			err = writeFileOwned(p, e.Content, e.Mode, ruid, rgid, flush && !opts.Volatile)
-			files = append(files, p)
-		}
-		if err != nil {
-			return nil, err
-		}
+	if files, err = writeLayout(dir, planLayout(in), ruid, rgid, flush && !opts.Volatile); err != nil {
+		return nil, err
 	}
 	// The l/ symlink comes after the link file that names it, so that a
 	// process killed at any point leaves nothing removeIn cannot find.
 	if err := os.Symlink(linkTarget(id), filepath.Join(base, linkDir, in.Link)); err != nil {
 		return nil, err
+	}
+	return files, nil
+}
+
+// writeLayout makes the entries of a layer directory dir (planLayout's),
+// owned by uid:gid, and returns the files written; flush as for
+// writeFileOwned.
+func writeLayout(dir string, entries []entry, uid, gid int, flush bool) (files []string, err error) {
+	for _, e := range entries {
+		p := filepath.Join(dir, e.Name)
+		if e.Dir {
+			err = driver.MkdirOwned(p, e.Mode, uid, gid)
+		} else {
+			err = writeFileOwned(p, e.Content, e.Mode, uid, gid, flush)
+			files = append(files, p)
+		}
+		if err != nil {
+			return nil, err
+		}
 	}
 	return files, nil
 }

@@ -5,8 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/stowage/stowage/archive"
 	"github.com/stowage/stowage/driver"
@@ -27,12 +31,17 @@ func (d *Driver) unpackOptions(opts driver.ApplyOptions) archive.UnpackOptions {
 	return driver.UnpackOptionsFor(opts, archive.WhiteoutOverlay, d.opaqueXattr(), d.ignoreChownErrors)
 }
 
-// StageDiff extracts blob, without store locks, into a staged diff dir
-// under <base>/tempdirs (base: where the layer will live), created with
-// the final mode and owner of the layer's diff (the parent's diff's, else
-// 0555 owned by the mapped root), with overlay whiteouts, then flushes
-// the file system. A missing parent wraps driver.ErrLayerUnknown. On any
-// error, including a cancelled ctx, the temp dir is removed.
+// StageDiff extracts blob, without store locks, into a staged layer
+// directory under <base>/tempdirs (base: where the layer will live): the
+// whole of what Create makes in H/<id> except the l/ symlink (owner and
+// mode of H/<id>, link, work, merged, and empty or lower and lower-layers
+// for parent), with diff/ created with the final mode and owner of the
+// layer's diff (the parent's diff's, else 0555 owned by the mapped root)
+// and holding the extracted files, with overlay whiteouts. Staged.Dir is
+// the diff; the flush (here, or Staged.Flush when deferred) covers the
+// whole staged directory, so CommitStaged is one rename and the l/ link.
+// A missing parent wraps driver.ErrLayerUnknown. On any error, including
+// a cancelled ctx, the temp dir is removed.
 func (d *Driver) StageDiff(ctx context.Context, parent string, blob io.Reader, opts driver.ApplyOptions, create driver.CreateOptions) (*driver.Staged, error) {
 	uidMap, gidMap := driver.StageMaps(opts, create)
 	mode, uid, gid, err := d.diffAttrs(parent, uidMap, gidMap)
@@ -50,24 +59,47 @@ func (d *Driver) StageDiff(ctx context.Context, parent string, blob io.Reader, o
 			}
 		}
 	}
+	in, err := d.layoutFor(parent)
+	if err != nil {
+		return nil, err
+	}
+	if in.Link, err = newLink(); err != nil {
+		return nil, err
+	}
+	ruid, rgid, err := rootPair(create.UIDMap, create.GIDMap)
+	if err != nil {
+		return nil, err
+	}
 	base := d.homes.BaseFor(create.ReadWrite)
 	if err := d.makeHome(base); err != nil {
 		return nil, err
 	}
-	return driver.StageTree(ctx, tempRoot(base), Name, blob, d.unpackOptions(opts), d.syncFor(create), opts.DeferFlush, func(dir string) error {
-		if err := driver.MkdirOwned(dir, mode, uid, gid); err != nil {
-			return fmt.Errorf("overlay stage: %w", err)
+	return driver.StageTreeIn(ctx, tempRoot(base), Name, blob, d.unpackOptions(opts), d.syncFor(create), opts.DeferFlush, func(dir string) (string, error) {
+		diff := filepath.Join(dir, diffName)
+		err := unix.Mkdir(dir, 0o700)
+		if err != nil {
+			err = &os.PathError{Op: "mkdir", Path: dir, Err: err}
 		}
-		return nil
+		if err == nil {
+			err = driver.LchownIfNeeded(dir, ruid, rgid)
+		}
+		if err == nil {
+			err = driver.MkdirOwned(diff, mode, uid, gid)
+		}
+		if err == nil {
+			_, err = writeLayout(dir, planLayout(in), ruid, rgid, false) // flushed with the tree
+		}
+		if err != nil {
+			return "", fmt.Errorf("overlay stage: %w", err)
+		}
+		return diff, nil
 	})
 }
 
-// CommitStaged makes s layer id on parent: Create's layout without diff
-// (with diff1 when the parent's view is re-owned, see Create), then the
-// staged dir renamed to H/<id>/diff (never replacing), then the layout
-// flushed (syncLayout). opts must be StageDiff's CreateOptions (ReadWrite
-// picks the home that holds the staging dir). On error nothing of id
-// remains.
+// CommitStaged makes s layer id on parent (see CommitStagedDeferSync),
+// then flushes what the commit changed. opts must be StageDiff's
+// CreateOptions (ReadWrite picks the home that holds the staging dir). On
+// error nothing of id remains.
 //
 // Locking: layers.lock held for writing (by the store).
 func (d *Driver) CommitStaged(ctx context.Context, id, parent string, s *driver.Staged, opts driver.CreateOptions) error {
@@ -80,13 +112,19 @@ func (d *Driver) CommitStaged(ctx context.Context, id, parent string, s *driver.
 	return err
 }
 
-// CommitStagedDeferSync is CommitStaged returning the layout's flushes as
-// flush instead of running them (driver.DeferredCommitter): the link,
-// lower and lower-layers files are written unflushed, and flush
-// fdatasyncs them and fsyncs H/<id>, H/l and H, all at once (none of them
-// is reachable through a record before flush returns, so they need no
-// order among themselves). flush is nil for a volatile layer. On error
-// nothing of id remains; if flush fails the caller removes the layer.
+// CommitStagedDeferSync is CommitStaged returning the commit's flushes as
+// flush instead of running them (driver.DeferredCommitter). The staged
+// layer directory (StageDiff) is renamed to H/<id> (never replacing),
+// then the l/ symlink is made: flush fsyncs H and H/l. When the layer was
+// staged on another parent than parent (a pull names it at Commit, see
+// ReparentStaged), the staged empty or lower and lower-layers are first
+// rewritten for parent, unflushed, and flush also fdatasyncs them and
+// fsyncs H/<id>. When the parent's files must be re-owned (see Create) the
+// layout is made in H/<id> as Create does and the staged diff renamed
+// into it, with the same flushes as Create's. None of these is reachable
+// through a record before flush returns, so they need no order among
+// themselves. flush is nil for a volatile layer. On error nothing of id
+// remains; if flush fails the caller removes the layer.
 //
 // Locking: layers.lock held for writing (by the store); flush needs none.
 func (d *Driver) CommitStagedDeferSync(ctx context.Context, id, parent string, s *driver.Staged, opts driver.CreateOptions) (func(context.Context) error, error) {
@@ -100,25 +138,15 @@ func (d *Driver) CommitStagedDeferSync(ctx context.Context, id, parent string, s
 	if _, err := os.Lstat(filepath.Join(base, id)); err == nil {
 		return nil, fmt.Errorf("overlay commit %s: %w", id, os.ErrExist)
 	}
-	reown := needsReown(parent, opts)
-	files, err := d.create(ctx, id, parent, opts, reown, false)
+	var files, dirs []string
+	var err error
+	if needsReown(parent, opts) {
+		files, err = d.commitInPlace(ctx, base, id, parent, s, opts)
+		dirs = layoutDirs(base, id)
+	} else {
+		files, dirs, err = d.commitLayout(base, id, parent, s, opts)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("overlay commit %s: %w", id, err)
-	}
-	diff := filepath.Join(base, id, diffName)
-	if reown {
-		// The parent's view, re-owned, goes to diff1 under the staged diff.
-		err := d.reownIfNeeded(ctx, base, id, parent, opts)
-		if err == nil {
-			err = os.Remove(diff)
-		}
-		if err != nil {
-			_ = d.removeIn(base, id) // err is what the caller needs
-			return nil, fmt.Errorf("overlay commit %s: %w", id, err)
-		}
-	}
-	if err := driver.RenameNoReplace(s.Dir, diff); err != nil {
-		_ = d.removeIn(base, id) // the error below is what the caller needs
 		return nil, fmt.Errorf("overlay commit %s: %w", id, err)
 	}
 	// Commit point: the layer's files are in place for other processes.
@@ -129,11 +157,122 @@ func (d *Driver) CommitStagedDeferSync(ctx context.Context, id, parent string, s
 		return nil, nil
 	}
 	return func(ctx context.Context) error {
-		if err := fsx.SyncConcurrently(ctx, files, layoutDirs(base, id)); err != nil {
+		if err := fsx.SyncConcurrently(ctx, files, dirs); err != nil {
 			return fmt.Errorf("overlay commit %s: the layer may not survive a crash: %w", id, err)
 		}
 		return nil
 	}, nil
+}
+
+// commitLayout renames the layer directory StageDiff staged around s.Dir
+// to base/<id>, after rewriting its lowers when it was staged on another
+// parent, then makes its l/ symlink. It returns the files and directories
+// to flush. On error nothing of id remains.
+func (d *Driver) commitLayout(base, id, parent string, s *driver.Staged, opts driver.CreateOptions) (files, dirs []string, err error) {
+	staged := filepath.Dir(s.Dir)
+	if filepath.Base(s.Dir) != diffName {
+		return nil, nil, fmt.Errorf("staged diff %s is not in a staged layer directory: %w", s.Dir, ErrBadLayout)
+	}
+	b, err := os.ReadFile(filepath.Join(staged, linkFile))
+	if err != nil {
+		return nil, nil, fmt.Errorf("staged layer: %w", err)
+	}
+	link := strings.TrimSpace(string(b))
+	if !validLinkName(link) {
+		return nil, nil, fmt.Errorf("staged layer: link %q: %w", link, ErrBadLayout)
+	}
+	dir := filepath.Join(base, id)
+	dirs = []string{filepath.Join(base, linkDir), base}
+	if files, err = d.reparentLayout(staged, parent, opts); err != nil {
+		return nil, nil, err
+	}
+	if len(files) > 0 {
+		dirs = append(dirs, dir)
+	}
+	if err := driver.RenameNoReplace(staged, dir); err != nil {
+		return nil, nil, err
+	}
+	// The l/ symlink comes after the link file that names it is in place,
+	// so that a process killed at any point leaves nothing removeIn cannot
+	// find.
+	for i := range files {
+		files[i] = filepath.Join(dir, filepath.Base(files[i]))
+	}
+	if err := os.Symlink(linkTarget(id), filepath.Join(base, linkDir, link)); err != nil {
+		_ = d.removeIn(base, id) // err is what the caller needs
+		return nil, nil, err
+	}
+	return files, dirs, nil
+}
+
+// reparentLayout rewrites the parent-dependent entries (empty, or lower
+// and lower-layers) of the staged layer directory staged when it was
+// staged on another parent than parent, unflushed, and returns the files
+// written (none when the staged ones already name parent).
+func (d *Driver) reparentLayout(staged, parent string, opts driver.CreateOptions) ([]string, error) {
+	var was string
+	b, err := os.ReadFile(filepath.Join(staged, lowerLayersFile))
+	switch {
+	case err == nil:
+		ids, err := parseLowerLayers(string(b))
+		if err != nil {
+			return nil, fmt.Errorf("staged layer: %w", err)
+		}
+		if len(ids) > 0 {
+			was = ids[0]
+		}
+	case !errors.Is(err, fs.ErrNotExist):
+		return nil, fmt.Errorf("staged layer: %w", err)
+	}
+	if was == parent {
+		return nil, nil
+	}
+	in, err := d.layoutFor(parent)
+	if err != nil {
+		return nil, err
+	}
+	var keep []entry
+	for _, e := range planLayout(in) {
+		switch e.Name {
+		case linkFile, workName, mergedName:
+		default:
+			keep = append(keep, e)
+		}
+	}
+	for _, name := range []string{emptyName, lowerFile, lowerLayersFile} {
+		if err := os.Remove(filepath.Join(staged, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return nil, err
+		}
+	}
+	ruid, rgid, err := rootPair(opts.UIDMap, opts.GIDMap)
+	if err != nil {
+		return nil, err
+	}
+	return writeLayout(staged, keep, ruid, rgid, false)
+}
+
+// commitInPlace is the commit of a layer whose parent's view is re-owned:
+// Create's layout without diff in base/<id>, the parent's view re-owned
+// into diff1, then the staged diff renamed to base/<id>/diff. It returns
+// the layout's files, unflushed. On error nothing of id remains.
+func (d *Driver) commitInPlace(ctx context.Context, base, id, parent string, s *driver.Staged, opts driver.CreateOptions) ([]string, error) {
+	files, err := d.create(ctx, id, parent, opts, true, false)
+	if err != nil {
+		return nil, err
+	}
+	diff := filepath.Join(base, id, diffName)
+	err = d.reownIfNeeded(ctx, base, id, parent, opts)
+	if err == nil {
+		err = os.Remove(diff)
+	}
+	if err == nil {
+		err = driver.RenameNoReplace(s.Dir, diff)
+	}
+	if err != nil {
+		_ = d.removeIn(base, id) // err is what the caller needs
+		return nil, err
+	}
+	return files, nil
 }
 
 // ApplyDiff unpacks blob into the diff of the existing layer id in place
