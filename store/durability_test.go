@@ -3,6 +3,8 @@ package store
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -186,7 +188,9 @@ func TestPutLayerDurableOrder(t *testing.T) {
 			}
 			staged := func(name string) func(probedEvent) bool {
 				return func(e probedEvent) bool {
-					return e.kind == fsx.SyncFileData && strings.Contains(e.path, "/tempdirs/") && strings.HasSuffix(e.path, "-addition/"+name)
+					// overlay stages the layer directory, its files in diff/
+					return e.kind == fsx.SyncFileData && strings.Contains(e.path, "/tempdirs/") &&
+						(strings.HasSuffix(e.path, "-addition/"+name) || strings.HasSuffix(e.path, "-addition/diff/"+name))
 				}
 			}
 			lastData := -1
@@ -227,11 +231,29 @@ func TestPutLayerDurableOrder(t *testing.T) {
 			case "vfs":
 				underLock("vfs/dir", idx(true, isDir(filepath.Join(g, "vfs", "dir"))))
 			case "overlay":
+				// The layer directory was staged whole and flushed with
+				// its files; under the lock only the rename (overlay)
+				// and the l/ symlink (overlay/l) are flushed.
 				underLock("overlay", idx(true, isDir(filepath.Join(g, "overlay"))))
-				underLock("overlay/<id>", idx(true, isDir(filepath.Join(g, "overlay", id))))
 				underLock("overlay/l", idx(true, isDir(filepath.Join(g, "overlay", "l"))))
-				p := filepath.Join(g, "overlay", id, "link")
-				underLock("overlay/<id>/link", idx(true, func(e probedEvent) bool { return e.kind == fsx.SyncFileData && e.path == p }))
+				staged := func(name string, dir bool) int {
+					return idx(true, func(e probedEvent) bool {
+						return (e.kind == fsx.SyncDirectory) == dir && strings.Contains(e.path, "/tempdirs/") && strings.HasSuffix(e.path, "-addition"+name)
+					})
+				}
+				if i := staged("/link", false); i < 0 || i > stagedRoot || evs[i].locked {
+					t.Errorf("the staged link file flushed at %d (staged root %d); want in staging: %v", i, stagedRoot, evs)
+				}
+				for _, d := range []string{"/diff", "/work", "/merged", "/empty"} {
+					if i := staged(d, true); i < 0 || i > stagedRoot || evs[i].locked {
+						t.Errorf("staged %s fsynced at %d (staged root %d); want in staging: %v", d, i, stagedRoot, evs)
+					}
+				}
+				for _, e := range evs {
+					if e.locked && strings.HasPrefix(e.path, filepath.Join(g, "overlay", id)) {
+						t.Errorf("%s flushed under the lock; want only overlay and overlay/l", e.path)
+					}
+				}
 			}
 			layersDir := filepath.Join(g, drv+"-layers")
 			underLock("the tar-split's directory", idx(false, func(e probedEvent) bool {
@@ -427,29 +449,69 @@ func TestDeleteContainerRecordFirst(t *testing.T) {
 	}
 }
 
-// TestOverlayChildLayoutFlushed: a child layer's lower and lower-layers
-// files (what older tools read to mount it) are flushed before the record
-// is complete.
+// TestOverlayChildLayoutFlushed: a child layer's link, lower and
+// lower-layers files (what older tools read to mount it) are flushed
+// before the record is complete: in staging, with the layer's files, when
+// the parent is known at staging; after the rename, with the marker, when
+// a staged layer is committed on a parent named only at Commit.
 func TestOverlayChildLayoutFlushed(t *testing.T) {
 	const id = "fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210"
+	const id2 = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 	s := openDriverTest(t, "overlay")
 	ctx := testCtx(t)
 	base, err := s.PutLayer(ctx, bytes.NewReader(makeTar(t, map[string]string{"a": "1"})), LayerOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	get := recordCommit(t, s.GraphRoot(), "overlay", id)
-	if _, err := s.PutLayer(ctx, bytes.NewReader(makeTar(t, map[string]string{"b": "2"})), LayerOptions{ID: id, Parent: base.ID}); err != nil {
-		t.Fatal(err)
-	}
-	evs := get()
-	for _, f := range []string{"link", "lower", "lower-layers"} {
-		p := filepath.Join(s.GraphRoot(), "overlay", id, f)
-		i := slices.IndexFunc(evs, func(e probedEvent) bool { return e.kind == fsx.SyncFileData && e.path == p })
-		if i < 0 || evs[i].complete || !evs[i].marker {
-			t.Errorf("%s flushed at %d; want before the complete record, with the marker: %v", f, i, evs)
+	check := func(t *testing.T, evs []probedEvent, files []string, staged bool) {
+		t.Helper()
+		for _, f := range files {
+			p := filepath.Join(s.GraphRoot(), "overlay", id, f)
+			match := func(e probedEvent) bool { return e.kind == fsx.SyncFileData && e.path == p }
+			if staged {
+				match = func(e probedEvent) bool {
+					return e.kind == fsx.SyncFileData && strings.Contains(e.path, "/tempdirs/") && strings.HasSuffix(e.path, "-addition/"+f)
+				}
+			}
+			i := slices.IndexFunc(evs, match)
+			if i < 0 || evs[i].complete || evs[i].marker == staged {
+				t.Errorf("%s flushed at %d; want before the complete record, staged %v: %v", f, i, staged, evs)
+			}
 		}
 	}
+	t.Run("parent at staging", func(t *testing.T) {
+		get := recordCommit(t, s.GraphRoot(), "overlay", id)
+		if _, err := s.PutLayer(ctx, bytes.NewReader(makeTar(t, map[string]string{"b": "2"})), LayerOptions{ID: id, Parent: base.ID}); err != nil {
+			t.Fatal(err)
+		}
+		check(t, get(), []string{"link", "lower", "lower-layers"}, true)
+	})
+	t.Run("parent at commit", func(t *testing.T) {
+		get := recordCommit(t, s.GraphRoot(), "overlay", id2)
+		sl, err := s.StageLayer(ctx, bytes.NewReader(makeTar(t, map[string]string{"c": "3"})), LayerOptions{ID: id2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := sl.Commit(ctx, base.ID); err != nil {
+			t.Fatal(err)
+		}
+		evs := get()
+		for _, f := range []string{"lower", "lower-layers"} {
+			p := filepath.Join(s.GraphRoot(), "overlay", id2, f)
+			i := slices.IndexFunc(evs, func(e probedEvent) bool { return e.kind == fsx.SyncFileData && e.path == p })
+			if i < 0 || evs[i].complete || !evs[i].marker {
+				t.Errorf("%s flushed at %d; want before the complete record, with the marker: %v", f, i, evs)
+			}
+		}
+		dir := filepath.Join(s.GraphRoot(), "overlay", id2)
+		if _, err := os.Lstat(filepath.Join(dir, "empty")); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("empty/ of the staged base layer left in the child: %v", err)
+		}
+		b, err := os.ReadFile(filepath.Join(dir, "lower-layers"))
+		if err != nil || string(b) != base.ID {
+			t.Errorf("lower-layers = %q, %v; want %q", b, err, base.ID)
+		}
+	})
 }
 
 // TestTransientStore: containers (and their layers) of a transient store

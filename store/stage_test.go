@@ -276,7 +276,9 @@ func TestStageLayerFlushesAtCommit(t *testing.T) {
 				t.Fatal(err)
 			}
 			stagedFile := func(e syncEvent) bool {
-				return e.kind == fsx.SyncFileData && strings.Contains(e.path, "/tempdirs/") && strings.HasSuffix(e.path, "-addition/a")
+				// overlay stages the layer directory, its files in diff/
+				return e.kind == fsx.SyncFileData && strings.Contains(e.path, "/tempdirs/") &&
+					(strings.HasSuffix(e.path, "-addition/a") || strings.HasSuffix(e.path, "-addition/diff/a"))
 			}
 			if i := indexOf(get(), false, stagedFile); i >= 0 {
 				t.Fatalf("StageLayer flushed the staged tree: %v", get())
