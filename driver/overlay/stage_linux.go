@@ -194,7 +194,10 @@ func (d *Driver) commitLayout(base, id, parent string, s *driver.Staged, opts dr
 	}
 	// The l/ symlink comes after the link file that names it is in place,
 	// so that a process killed at any point leaves nothing removeIn cannot
-	// find.
+	// find. It is not made at staging: a l/ entry whose target has no
+	// layer directory yet would be an error to containers-storage 1.43,
+	// whose link repair (recreateSymlinks) writes the target's link file
+	// for every l/ entry it reads and fails the mount when it cannot.
 	for i := range files {
 		files[i] = filepath.Join(dir, filepath.Base(files[i]))
 	}
