@@ -44,10 +44,17 @@ publish_dir() {
 	trace "$TESTDIR/st" import-layer -f "$TESTDIR/l.tar" >"$TESTDIR/id"
 	id=$(cat "$TESTDIR/id")
 	st=$TESTDIR/st
-	# every regular file of the layer was fdatasynced in staging
+	# every regular file of the layer was fdatasynced in staging (overlay
+	# stages the whole layer directory, the files in its diff/, and its
+	# link file with them)
+	sub=
+	[ "$STORAGE_DRIVER" = overlay ] && sub=diff/
 	for f in etc/app/hello.txt etc/app/empty usr/bin/tool; do
-		grep -qE "fdatasync\([0-9]+<[^>]*/tempdirs/temp-dir-[0-9]+/[0-9]+-addition/$f>" "$st"
+		grep -qE "fdatasync\([0-9]+<[^>]*/tempdirs/temp-dir-[0-9]+/[0-9]+-addition/$sub$f>" "$st"
 	done
+	if [ "$STORAGE_DRIVER" = overlay ]; then
+		grep -qE "fdatasync\([0-9]+<[^>]*/tempdirs/temp-dir-[0-9]+/[0-9]+-addition/link>" "$st"
+	fi
 	data=$(line_of "$st" 'fdatasync\([0-9]+<[^>]*/tempdirs/' last)
 	rootdir=$(line_of "$st" 'fsync\([0-9]+<[^>]*/tempdirs/temp-dir-[0-9]+/[0-9]+-addition>' last)
 	rename=$(line_of "$st" "renameat2?\(.*/tempdirs/temp-dir-[0-9]+/[0-9]+-addition\".*\"$(publish_dir)/$id(/diff)?\"")
