@@ -214,8 +214,10 @@ func (s *Store) addIncompleteLocked(ctx context.Context, rec *layer.Layer, loc i
 //  3. completeLocked writes the complete record to a temp file and,
 //     concurrently (one journal commit on ext4 and xfs, where the same
 //     flushes one after the other cost one commit each), fdatasyncs it,
-//     runs the driver's flushes (vfs: G/vfs/dir; overlay: link, lower,
-//     lower-layers, H/<id>, H/l, H) and fsyncs the tar-split's directory.
+//     runs the driver's flushes (vfs: G/vfs/dir; overlay: H and H/l, its
+//     layout having been staged and flushed with the content, plus lower,
+//     lower-layers and H/<id> when the parent was named only at Commit)
+//     and fsyncs the tar-split's directory.
 //     Only when all succeeded is the temp file renamed over layers.json;
 //     then the marker is removed.
 //  4. The lock is released; then layers.json's directory is fsynced and
