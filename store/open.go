@@ -419,6 +419,15 @@ func (s *Store) lockStores(ctx context.Context, spec lockSpec) (func(), error) {
 			return nil, err
 		}
 	}
+	if spec.layers == modeWrite {
+		// Layer planning asks whether the driver shifts IDs; the first
+		// ask probes the kernel (overlay: a test mount, tens of
+		// milliseconds, then cached in the run root). Probe before the
+		// lock so that cost never lengthens a layers.lock hold.
+		if sh, ok := s.graphDriver().(driver.Shifter); ok {
+			sh.SupportsShifting()
+		}
+	}
 	release := func() {
 		for i := len(unlocks) - 1; i >= 0; i-- {
 			unlocks[i]()
