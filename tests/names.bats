@@ -25,16 +25,18 @@ added() {
 }
 
 @test "names: add and set on a layer" {
-	layer=$(new_layer -n a1)
-	run -0 storage --debug=false add-names -n a2 --name a3 "$layer"
+	layer=$(new_layer -n x1)
+	run -0 storage --debug=false add-names -n x2 --name x3 "$layer"
 	[ "$output" = "" ]
 	run -0 storage --debug=false get-names "$layer"
-	[ "$output" = "$(added a1 -- a2 a3)" ]
+	[ "$output" = "$(added x1 -- x2 x3)" ]
 	run -0 storage --debug=false set-names -n only "$layer"
 	[ "$output" = "" ]
 	run -0 storage --debug=false get-names only
 	[ "$output" = only ]
-	run -1 storage exists a1
+	# names that are not hex: `exists` also takes an ID prefix ("a1"
+	# would match one layer ID in 256), as containers-storage does
+	run -1 storage exists x1
 	run -0 storage --debug=false get-names --json "$layer"
 	[ "$(jq -c . <<<"$output")" = '["only"]' ]
 	run -0 storage --debug=false add-names --json -n more "$layer"
