@@ -575,11 +575,6 @@ func (t *Table[R]) Save(ctx context.Context) error {
 
 // SaveOptions tune one SaveWith; the zero value is Save.
 type SaveOptions struct {
-	// NoSyncDir skips the directory fsync after the renames. Each durable
-	// file's content is still flushed before its rename, so a crash leaves
-	// the old file or the new one, never a damaged one; which of the two
-	// is known only once something fsyncs the directory.
-	NoSyncDir bool
 	// Flush, if set, runs concurrently with the flushes of the temp files,
 	// and no file is renamed before all of them succeeded: flushes that
 	// must be durable before the records (a layer's directories) share the
@@ -668,7 +663,7 @@ func (t *Table[R]) SaveWith(ctx context.Context, opts SaveOptions) (finish func(
 			return noop, fmt.Errorf("saving %s: %w", l.Path, err)
 		}
 		t.mtimes[i] = pend[k].Mtime()
-		if !l.Volatile && !opts.NoSyncDir && !slices.Contains(dirs, pend[k].Dir()) {
+		if !l.Volatile && !slices.Contains(dirs, pend[k].Dir()) {
 			dirs = append(dirs, pend[k].Dir())
 		}
 	}
