@@ -1,10 +1,12 @@
 package lockfile
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
 	"sync"
+	"time"
 )
 
 // Held is a non-blocking exclusive lock on a temp-dir or staging lock file,
@@ -31,6 +33,28 @@ func TryLock(path string) (*Held, error) { return tryLock(path, false) }
 // fails with an error matching os.ErrExist if path already exists, and with
 // ErrLocked if someone else locked or removed the new file first.
 func TryLockNew(path string) (*Held, error) { return tryLock(path, true) }
+
+// WaitLock is TryLock that waits for another owner to let go, polling with
+// the backoff of File's waits, until it gets the lock or ctx ends (then a
+// *LockWaitError).
+func WaitLock(ctx context.Context, path string) (*Held, error) {
+	start := time.Now()
+	backoff := time.Millisecond / 2
+	for {
+		h, err := TryLock(path)
+		if !errors.Is(err, ErrLocked) {
+			return h, err
+		}
+		backoff = min(backoff*2, maxBackoff)
+		t := time.NewTimer(backoff)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return nil, &LockWaitError{Path: path, Waited: time.Since(start), Err: ctx.Err()}
+		}
+	}
+}
 
 func tryLock(path string, exclusive bool) (*Held, error) {
 	flags := os.O_RDWR | os.O_CREATE

@@ -17,7 +17,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"time"
 
 	"github.com/stowage/stowage/archive"
 	"github.com/stowage/stowage/driver"
@@ -231,14 +230,24 @@ func (s *Store) RemoveStaleFetchLock(id string) error {
 	if _, err := os.Lstat(p); errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
-	h, err := lockfile.TryLock(p)
-	if errors.Is(err, lockfile.ErrLocked) || errors.Is(err, os.ErrNotExist) {
+	_, err := removeFreeLock(p)
+	if errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
-	if err != nil {
-		return err
+	return err
+}
+
+// removeFreeLock removes the lock file p under its lock, as a release
+// does, unless someone holds it (then removed is false and err nil).
+func removeFreeLock(p string) (removed bool, err error) {
+	h, err := lockfile.TryLock(p)
+	if errors.Is(err, lockfile.ErrLocked) {
+		return false, nil
 	}
-	return h.Remove()
+	if err != nil {
+		return false, err
+	}
+	return true, h.Remove()
 }
 
 // removeStaleFetchLocks removes the LockLayerFetch files nobody holds (a
@@ -260,24 +269,15 @@ func (s *Store) removeStaleFetchLocks() ([]string, error) {
 			continue
 		}
 		p := filepath.Join(dir, e.Name())
-		h, err := lockfile.TryLock(p)
-		if errors.Is(err, lockfile.ErrLocked) {
-			continue // a pull holds it
-		}
-		if err == nil {
-			err = h.Remove()
-		}
+		ok, err := removeFreeLock(p)
 		if err != nil {
 			errs = append(errs, err)
-			continue
+		} else if ok {
+			removed = append(removed, p)
 		}
-		removed = append(removed, p)
 	}
 	return removed, errors.Join(errs...)
 }
-
-// fetchLockPoll caps the wait between LockLayerFetch's attempts.
-const fetchLockPoll = 10 * time.Millisecond
 
 // LockLayerFetch takes the cross-process lock that serialises creating
 // layer id (a pull's layer ID: its chain ID) by pulls, and returns its
@@ -301,24 +301,9 @@ func (s *Store) LockLayerFetch(ctx context.Context, id string) (func(), error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	path := filepath.Join(dir, id+".lock")
-	start := time.Now()
-	wait := time.Millisecond / 2
-	for {
-		h, err := lockfile.TryLock(path)
-		if err == nil {
-			return func() { _ = h.Remove() }, nil // a leftover file only costs an inode
-		}
-		if !errors.Is(err, lockfile.ErrLocked) {
-			return nil, err
-		}
-		wait = min(2*wait, fetchLockPoll)
-		t := time.NewTimer(wait)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			return nil, &lockfile.LockWaitError{Path: path, Waited: time.Since(start), Err: ctx.Err()}
-		}
+	h, err := lockfile.WaitLock(ctx, filepath.Join(dir, id+".lock"))
+	if err != nil {
+		return nil, err
 	}
+	return func() { _ = h.Remove() }, nil // a leftover file only costs an inode
 }
