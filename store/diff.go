@@ -44,23 +44,18 @@ func (s *Store) Diff(ctx context.Context, from, to string, opts DiffOptions) (io
 	if err != nil {
 		return nil, err
 	}
-	l, ls, fromID, err := s.diffEndsLocked(from, to)
+	write, err := s.diffWriterLocked(from, to, opts)
 	if err != nil {
 		unlock()
 		return nil, err
 	}
-	comp := archive.Compression(l.CompressionType)
-	if opts.Compression != nil {
-		comp = *opts.Compression
-	}
-	snap := layer.Copy(l)
 	pr, pw := io.Pipe()
 	done := make(chan struct{})
 	// Owned by the returned reader: Close waits for it.
 	go func() {
 		defer close(done)
 		defer unlock()
-		pw.CloseWithError(s.writeDiff(ctx, pw, &snap, ls, fromID, comp))
+		pw.CloseWithError(write(ctx, pw))
 	}()
 	return &diffReader{pr: pr, done: done}, nil
 }
@@ -75,16 +70,30 @@ func (s *Store) DiffTo(ctx context.Context, w io.Writer, from, to string, opts D
 		return err
 	}
 	defer unlock()
-	l, ls, fromID, err := s.diffEndsLocked(from, to)
+	write, err := s.diffWriterLocked(from, to, opts)
 	if err != nil {
 		return err
+	}
+	return write(ctx, w)
+}
+
+// diffWriterLocked resolves the ends of a diff (see Diff) and returns the
+// function writing its stream in the compression opts asks for.
+//
+// Locking: layers read-locked until write returns.
+func (s *Store) diffWriterLocked(from, to string, opts DiffOptions) (write func(context.Context, io.Writer) error, err error) {
+	l, ls, fromID, err := s.diffEndsLocked(from, to)
+	if err != nil {
+		return nil, err
 	}
 	comp := archive.Compression(l.CompressionType)
 	if opts.Compression != nil {
 		comp = *opts.Compression
 	}
 	snap := layer.Copy(l)
-	return s.writeDiff(ctx, w, &snap, ls, fromID, comp)
+	return func(ctx context.Context, w io.Writer) error {
+		return s.writeDiff(ctx, w, &snap, ls, fromID, comp)
+	}, nil
 }
 
 type diffReader struct {
