@@ -35,6 +35,8 @@ type Config struct {
 	DriverOptions  []string          `json:"driver-options,omitempty"`
 	PullOptions    map[string]string `json:"PullOptions,omitempty"`
 	TransientStore bool              `json:"transient_store,omitempty"`
+	// DisableVolatile is [storage.options] disable-volatile.
+	DisableVolatile bool `json:"disable-volatile,omitempty"`
 
 	// File is the configuration file that was read; empty when none existed.
 	File string `json:"-"`
@@ -54,6 +56,7 @@ type tomlFile struct {
 			AdditionalImageStores []string          `toml:"additionalimagestores"`
 			MountOpt              string            `toml:"mountopt"`
 			PullOptions           map[string]string `toml:"pull_options"`
+			DisableVolatile       bool              `toml:"disable-volatile"`
 			Overlay               map[string]any    `toml:"overlay"`
 			VFS                   map[string]any    `toml:"vfs"`
 			Btrfs                 map[string]any    `toml:"btrfs"`
@@ -120,6 +123,7 @@ func Load(path string) (*Config, error) {
 	c.ImageStore = s.ImageStore
 	c.TransientStore = s.TransientStore
 	c.PullOptions = s.Options.PullOptions
+	c.DisableVolatile = s.Options.DisableVolatile
 	c.deriveDriverOptions(&t)
 	return c, nil
 }
@@ -195,5 +199,6 @@ func (c *Config) StoreOptions() store.Options {
 		GraphDriverName:    c.Driver,
 		GraphDriverOptions: append([]string(nil), c.DriverOptions...),
 		TransientStore:     c.TransientStore,
+		DisableVolatile:    c.DisableVolatile,
 	}
 }

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -42,6 +43,7 @@ unknown_key = 1
 [storage.options]
 mountopt = "nodev"
 additionalimagestores = ["/ro1", "/ro2"]
+disable-volatile = true
 [storage.options.overlay]
 mount_program = "/usr/bin/fuse-overlayfs"
 [storage.options.vfs]
@@ -56,7 +58,8 @@ enable_partial_images = "true"
 					"overlay.imagestore=/ro1", "overlay.imagestore=/ro2",
 					"overlay.mountopt=nodev", "overlay.mount_program=/usr/bin/fuse-overlayfs",
 				},
-				PullOptions: map[string]string{"enable_partial_images": "true"},
+				PullOptions:     map[string]string{"enable_partial_images": "true"},
+				DisableVolatile: true,
 			},
 		},
 		{
@@ -89,6 +92,29 @@ mountopt = "metacopy=on"
 				t.Errorf("got  %+v\nwant %+v", *c, tc.want)
 			}
 		})
+	}
+}
+
+// TestDisableVolatileReachesStore: disable-volatile is read from
+// [storage.options] (where containers-storage reads it), printed under its
+// upstream JSON name and handed to the store.
+func TestDisableVolatileReachesStore(t *testing.T) {
+	c, err := Load(writeConf(t, "[storage]\ndriver = \"vfs\"\n[storage.options]\ndisable-volatile = true\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.StoreOptions().DisableVolatile {
+		t.Errorf("StoreOptions lost disable-volatile: %+v", c.StoreOptions())
+	}
+	b, err := json.Marshal(c)
+	if err != nil || !strings.Contains(string(b), `"disable-volatile":true`) {
+		t.Errorf("JSON %s, %v", b, err)
+	}
+	// Upstream reads it from [storage.options] only: a key under [storage]
+	// is ignored.
+	c, err = Load(writeConf(t, "[storage]\ndriver = \"vfs\"\ndisable-volatile = true\n"))
+	if err != nil || c.DisableVolatile {
+		t.Errorf("[storage] disable-volatile: %+v, %v", c, err)
 	}
 }
 

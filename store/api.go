@@ -23,7 +23,14 @@ type Options struct {
 	// GraphDriverOptions are "[driver].key=value" strings, e.g. "vfs.imagestore=/A".
 	GraphDriverOptions []string
 	TransientStore     bool
-	UIDMap, GIDMap     []idmap.IDMap // default mappings for new layers/containers
+	// DisableVolatile is storage.conf's disable-volatile: volatile
+	// containers are never mounted with overlay's volatile option (as
+	// containers-storage does) and, outside transient mode, their records
+	// and layers are stored and flushed like any other (stowage's choice:
+	// data written durably should not hang off a record that may vanish).
+	// The container keeps its Volatile flag.
+	DisableVolatile bool
+	UIDMap, GIDMap  []idmap.IDMap // default mappings for new layers/containers
 }
 
 // IDMappingOptions select the ID mappings of a new layer or container.

@@ -73,7 +73,10 @@ func (s *Store) CreateContainer(ctx context.Context, opts ContainerOptions) (*co
 			}
 		}
 	}
-	volatile := opts.Volatile || s.opts.TransientStore
+	// flagged: the container carries the Volatile flag; volatile: its
+	// records and layer go to the unflushed volatile files.
+	flagged := opts.Volatile || s.opts.TransientStore
+	volatile := s.opts.TransientStore || (opts.Volatile && !s.opts.DisableVolatile)
 	l, err := s.createLayerLocked(ctx, LayerOptions{
 		Parent:     top,
 		MountLabel: opts.MountLabel,
@@ -87,7 +90,7 @@ func (s *Store) CreateContainer(ctx context.Context, opts ContainerOptions) (*co
 		flags = map[string]any{}
 	}
 	flags["MountLabel"], flags["ProcessLabel"] = "", ""
-	if volatile {
+	if flagged {
 		flags[volatileFlag] = true
 	}
 	rec := &container.Container{

@@ -60,8 +60,9 @@ func (s *Store) Mount(ctx context.Context, nameOrID string, opts MountOptions) (
 	}
 	// As upstream, a volatile container's layer is mounted volatile (when
 	// the driver can): its writes need not survive a crash, like its record.
+	// disable-volatile turns that off for every container.
 	volatile := false
-	if c, ok := s.containers.Lookup(nameOrID); ok {
+	if c, ok := s.containers.Lookup(nameOrID); ok && !s.opts.DisableVolatile {
 		volatile, _ = c.Flags[volatileFlag].(bool)
 	}
 	return s.mountLayerLocked(ctx, l.ID, driver.MountOptions{MountLabel: label, Options: opts.Options, UIDMap: uid, GIDMap: gid, Volatile: volatile})

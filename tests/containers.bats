@@ -149,6 +149,70 @@ load helpers
 	storage --debug=false --transient-store delete-container "$container"
 }
 
+# super_options MNT: the super options of the mount at MNT.
+super_options() {
+	awk -v m="$1" '$5 == m { sub(/.* - /, ""); print $3 }' /proc/self/mountinfo
+}
+
+@test "disable-volatile (storage.conf): volatile containers are not mounted volatile, records in containers.json" {
+	# Read from [storage.options] as containers-storage does; its CLI (like
+	# ours) consults storage.conf only when no root/driver flag is given, so
+	# this part runs unchanged against the reference binary.
+	conf="$TESTDIR/storage.conf"
+	cat >"$conf" <<-EOF
+		[storage]
+		driver = "$STORAGE_DRIVER"
+		graphroot = "$TESTDIR/root"
+		runroot = "$TESTDIR/runroot"
+		[storage.options]
+		disable-volatile = true
+	EOF
+	cfg() {
+		CONTAINERS_STORAGE_CONF="$conf" STORAGE_OPTS="$STORAGE_OPTION" timeout -k 10 120 "$STORAGE_BINARY" --debug=false "$@"
+	}
+	image=$(new_image "")
+	run -0 cfg create-container --volatile "$image"
+	container=${lines[0]}
+	cdir="$TESTDIR/root/${STORAGE_DRIVER}-containers"
+	jq -e --arg c "$container" '.[] | select(.id == $c) | .flags.Volatile == true' "$cdir/containers.json"
+	if [ -f "$cdir/volatile-containers.json" ]; then
+		! jq -e --arg c "$container" '.[] | select(.id == $c)' "$cdir/volatile-containers.json"
+	fi
+	clayer=$(stowage_q container --json "$container" | jq -r '.[0].layer')
+	jq -e --arg l "$clayer" '.[] | select(.id == $l)' "$TESTDIR/root/${STORAGE_DRIVER}-layers/layers.json"
+	if [ "$STORAGE_DRIVER" = overlay ]; then
+		# Opened without the option (flags given: storage.conf unread), the
+		# flagged container is mounted volatile: the control.
+		mnt=$(mount_layer "$container")
+		ctl=$(super_options "$mnt")
+		stowage_q unmount "$container" >/dev/null
+		mnt=$(cfg mount "$container")
+		opts=$(super_options "$mnt")
+		echo "without: $ctl; with disable-volatile: $opts"
+		[ -n "$opts" ]
+		! [[ ",$opts," =~ ,(fsync=)?volatile, ]]
+		cfg unmount "$container" >/dev/null
+		if ! [[ ",$ctl," =~ ,(fsync=)?volatile, ]]; then
+			skip "overlay here does not mount volatile at all; the comparison is void"
+		fi
+	fi
+}
+
+@test "--disable-volatile: a volatile container and its layer are stored in the stable files" {
+	skip_if_143 "no --disable-volatile flag"
+	image=$(new_image "")
+	run -0 storage --debug=false --disable-volatile create-container --volatile "$image"
+	container=${lines[0]}
+	cdir="$TESTDIR/root/${STORAGE_DRIVER}-containers"
+	jq -e --arg c "$container" '.[] | select(.id == $c) | .flags.Volatile == true' "$cdir/containers.json"
+	[ ! -f "$cdir/volatile-containers.json" ] || ! jq -e --arg c "$container" '.[] | select(.id == $c)' "$cdir/volatile-containers.json"
+	clayer=$(stowage_q container --json "$container" | jq -r '.[0].layer')
+	jq -e --arg l "$clayer" '.[] | select(.id == $l)' "$TESTDIR/root/${STORAGE_DRIVER}-layers/layers.json"
+	# control: without the flag it goes to the volatile files
+	run -0 storage --debug=false create-container --volatile "$image"
+	jq -e --arg c "${lines[0]}" '.[] | select(.id == $c)' "$cdir/volatile-containers.json"
+}
+
 @test "create-container --volatile: mounts and keeps content across remounts" {
 	image=$(new_image "")
 	run -0 storage --debug=false create-container --volatile "$image"

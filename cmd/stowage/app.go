@@ -73,6 +73,7 @@ type globalOptions struct {
 	storageOpts        []string
 	imageStore         string
 	transient          bool
+	disableVolatile    bool
 	debug              bool
 	unshare            bool
 	help               bool
@@ -83,6 +84,7 @@ func (g *globalOptions) addFlags(fs *flagSet) {
 	fs.stringVar(&g.graph, []string{"-graph", "g"}, "Root of the storage tree")
 	fs.stringVar(&g.imageStore, []string{"-image-store"}, "Root of the separate image store")
 	fs.boolVar(&g.transient, []string{"-transient-store"}, "Transient store mode")
+	fs.boolVar(&g.disableVolatile, []string{"-disable-volatile"}, "Never mount volatile, store volatile containers durably (storage.conf disable-volatile)")
 	fs.stringVar(&g.driver, []string{"-storage-driver", "s"}, "Storage driver to use ($STORAGE_DRIVER)")
 	fs.listVar(&g.storageOpts, []string{"-storage-opt"}, "Set storage driver options ($STORAGE_OPTS)")
 	fs.boolVar(&g.debug, []string{"-debug", "D"}, "Print debugging information")
@@ -99,6 +101,7 @@ func (g *globalOptions) fromConfig(c *config.Config) {
 	g.graph, g.run, g.driver = c.GraphRoot, c.RunRoot, c.Driver
 	g.storageOpts = append([]string(nil), c.DriverOptions...)
 	g.imageStore, g.transient = c.ImageStore, c.TransientStore
+	g.disableVolatile = g.disableVolatile || c.DisableVolatile
 }
 
 // storeOptions resolves the final store.Options (after both parse phases).
@@ -133,6 +136,7 @@ func (g *globalOptions) storeOptions() (store.Options, error) {
 		GraphDriverName:    g.driver,
 		GraphDriverOptions: g.storageOpts,
 		TransientStore:     g.transient,
+		DisableVolatile:    g.disableVolatile,
 	}
 	if opts.ImageStore != "" {
 		if opts.ImageStore, err = filepath.Abs(opts.ImageStore); err != nil {
