@@ -166,7 +166,7 @@ func (s *Source) mapAuthErr(err error) error {
 	}
 	where := ""
 	if k, ok := s.opts.Keychain.(fileKeychain); ok {
-		where = fmt.Sprintf(" (credentials for %s were looked for in %s)", s.ref.Context().RegistryStr(), strings.Join(k.paths, ", "))
+		where = fmt.Sprintf(" (credentials for %s were looked for in %s)", s.ref.Context().RegistryStr(), strings.Join(k.paths(), ", "))
 	}
 	return fmt.Errorf("%w: %w%s", err, source.ErrUnauthorized, where)
 }

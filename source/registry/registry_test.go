@@ -267,7 +267,7 @@ func TestAuthFileOrder(t *testing.T) {
 	primary := filepath.Join(run, "containers", "auth.json")
 	config := filepath.Join(home, ".config", "containers", "auth.json")
 	docker := filepath.Join(home, ".docker", "config.json")
-	if got, want := AuthFiles(), []string{primary, config, docker}; !slices.Equal(got, want) {
+	if got, want := AuthFiles(), []string{primary, config, docker, filepath.Join(home, ".dockercfg")}; !slices.Equal(got, want) {
 		t.Fatalf("AuthFiles() = %v, want %v", got, want)
 	}
 	entry := func(user string) string {
