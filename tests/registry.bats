@@ -4,7 +4,8 @@
 # by `skopeo copy`. By tag and by digest, a multi-arch index, podman running
 # an image stowage pulled, concurrent pulls of overlapping images into one
 # store, a SIGKILLed pull, a tampered blob, a registry killed mid-transfer,
-# basic auth (htpasswd) with credentials from the usual auth files,
+# basic auth (htpasswd) with credentials from the usual auth files (also
+# ~/.dockercfg and a credsStore helper),
 # and stowage push to the registry and back. Fixtures come from
 # bench/gen_image.py (deterministic gzip'd layers) and, for podman, umoci.
 
@@ -408,4 +409,51 @@ HTPASSWD_LINE='alice:$2b$12$6vjOIwMvPWNnNKpafRVai.MqOyKGbTkPOh6CVvA96MUJcP/8/kJ9
 	export REGISTRY_AUTH_FILE="$TESTDIR/auth.json"
 	run -0 stowage_q push --quiet "$image" "docker://$REGISTRY/t/pushed:1"
 	skopeo inspect --raw --tls-verify=false --creds alice:s3cret "docker://$REGISTRY/t/pushed:1" >/dev/null
+}
+
+@test "registry: basic auth from the legacy ~/.dockercfg (as skopeo) and from docker's credsStore helper (which skopeo ignores)" {
+	echo "$HTPASSWD_LINE" >"$TESTDIR/htpasswd"
+	REG_HTPASSWD="$TESTDIR/htpasswd" registry_start
+	skopeo_push "oci:$W/oci:a" t/private:1 --dest-creds alice:s3cret
+	mkdir -p "$TESTDIR/home/.docker" "$TESTDIR/xdg" "$TESTDIR/bin"
+	export HOME="$TESTDIR/home" XDG_RUNTIME_DIR="$TESTDIR/xdg"
+	unset REGISTRY_AUTH_FILE DOCKER_CONFIG XDG_CONFIG_HOME
+	ref="docker://$REGISTRY/t/private:1"
+	run ! stowage_q pull --quiet "$ref"
+	[[ "$output" == *"registry authentication failed"* ]]
+	[[ "$output" == *"$HOME/.dockercfg"* ]]
+
+	# docker's pre-1.7 format: no "auths" wrapper
+	printf '{"%s":{"auth":"%s","email":"alice@example.com"}}\n' "$REGISTRY" "$(printf alice:s3cret | base64)" >"$HOME/.dockercfg"
+	skopeo inspect --raw --tls-verify=false "$ref" >/dev/null
+	pull_ok "$ref"
+	[ "$(chain_diff_ids "$image")" = "$(cat "$W/a.ids")" ]
+	rm "$HOME/.dockercfg"
+
+	# credsStore: docker-credential-xyz get, the server on stdin
+	cat >"$TESTDIR/bin/docker-credential-xyz" <<-HELPER
+		#!/bin/sh
+		[ "\$1" = get ] || exit 1
+		read -r server
+		echo "\$server" >>"$TESTDIR/asked"
+		printf '{"ServerURL":"%s","Username":"alice","Secret":"s3cret"}\n' "\$server"
+	HELPER
+	chmod +x "$TESTDIR/bin/docker-credential-xyz"
+	echo '{"credsStore":"xyz","auths":{}}' >"$HOME/.docker/config.json"
+	export PATH="$TESTDIR/bin:$PATH"
+	# containers/image 5.23 ignores credsStore: skopeo is refused
+	run ! skopeo inspect --raw --tls-verify=false "$ref"
+	[ ! -e "$TESTDIR/asked" ]
+	stowage_q delete-image "$image" >/dev/null
+	pull_ok "$ref"
+	grep -qx "$REGISTRY" "$TESTDIR/asked"
+	# push asks it too
+	run -0 stowage_q push --quiet "$image" "docker://$REGISTRY/t/pushed-helper:1"
+	skopeo inspect --raw --tls-verify=false --creds alice:s3cret "docker://$REGISTRY/t/pushed-helper:1" >/dev/null
+
+	# a credsStore whose helper is not installed is skipped: not an error
+	echo '{"credsStore":"desktop","auths":{}}' >"$HOME/.docker/config.json"
+	run ! stowage_q pull --quiet "$ref"
+	[[ "$output" == *"registry authentication failed"* ]]
+	[[ "$output" != *"docker-credential-desktop"* ]]
 }
