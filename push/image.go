@@ -99,6 +99,9 @@ type Options struct {
 	// certificate that does not verify (localhost registries use HTTP
 	// without it).
 	Insecure bool
+	// AuthFile, if set, is the only file registry credentials are read
+	// from (podman push --authfile); else the files pull searches.
+	AuthFile string
 	// OnLayer, when set, is called once per exported layer, from one
 	// goroutine at a time.
 	OnLayer func(LayerInfo)

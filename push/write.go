@@ -275,9 +275,13 @@ func writeRegistry(ctx context.Context, img v1.Image, dest Destination, opts Opt
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrBadDestination, err)
 	}
+	kc := registry.DefaultKeychain() // the auth files podman reads, in its order
+	if opts.AuthFile != "" {
+		kc = registry.FileKeychain(opts.AuthFile)
+	}
 	ropts := []remote.Option{
 		remote.WithContext(ctx),
-		remote.WithAuthFromKeychain(registry.DefaultKeychain()), // the auth files podman reads, in its order
+		remote.WithAuthFromKeychain(kc),
 		remote.WithJobs(opts.jobs()),
 		remote.WithUserAgent("stowage"),
 	}
@@ -286,5 +290,6 @@ func writeRegistry(ctx context.Context, img v1.Image, dest Destination, opts Opt
 		tr.TLSClientConfig = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // asked for with Insecure
 		ropts = append(ropts, remote.WithTransport(tr))
 	}
-	return remote.Write(ref, img, ropts...)
+	// A refused login or push is source.ErrUnauthorized, as for pull.
+	return registry.AuthError(remote.Write(ref, img, ropts...), kc, ref.Context().RegistryStr())
 }

@@ -404,11 +404,20 @@ HTPASSWD_LINE='alice:$2b$12$6vjOIwMvPWNnNKpafRVai.MqOyKGbTkPOh6CVvA96MUJcP/8/kJ9
 	pull_ok --authfile "$TESTDIR/auth.json" "$ref"
 	[ "$(stowage_q images --json | jq length)" -eq 1 ]
 
-	# stowage push reads the same files
+	# stowage push reads the same files; a refused push is the same
+	# error as a refused pull, naming the files searched
 	run ! stowage_q push --quiet "$image" "docker://$REGISTRY/t/pushed:1"
+	[[ "$output" == *"registry authentication failed"* ]]
+	[[ "$output" == *"$HOME/.config/containers/auth.json"* ]]
+	[[ "$output" == *"$HOME/.dockercfg"* ]]
+	run ! stowage_q push --quiet --authfile "$TESTDIR/wrong.json" "$image" "docker://$REGISTRY/t/pushed:1"
+	[[ "$output" == *"registry authentication failed"* ]]
+	[[ "$output" == *"$TESTDIR/wrong.json"* ]]
+	run -0 stowage_q push --quiet --authfile "$TESTDIR/auth.json" "$image" "docker://$REGISTRY/t/pushed:0"
 	export REGISTRY_AUTH_FILE="$TESTDIR/auth.json"
 	run -0 stowage_q push --quiet "$image" "docker://$REGISTRY/t/pushed:1"
 	skopeo inspect --raw --tls-verify=false --creds alice:s3cret "docker://$REGISTRY/t/pushed:1" >/dev/null
+	skopeo inspect --raw --tls-verify=false --creds alice:s3cret "docker://$REGISTRY/t/pushed:0" >/dev/null
 }
 
 @test "registry: basic auth from the legacy ~/.dockercfg (as skopeo) and from docker's credsStore helper (which skopeo ignores)" {

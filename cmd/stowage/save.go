@@ -33,6 +33,7 @@ type saveRun struct {
 	tmpDir      string
 	quiet       bool
 	tlsVerify   bool
+	authFile    string
 }
 
 func (c *saveRun) addFlags(fs *flagSet) {
@@ -42,6 +43,7 @@ func (c *saveRun) addFlags(fs *flagSet) {
 	fs.stringVar(&c.tmpDir, []string{"-tmpdir"}, "Directory for the compressed layers while writing (default $TMPDIR or /tmp)")
 	fs.boolVar(&c.quiet, []string{"-quiet", "q"}, "Print no progress")
 	fs.boolVar(&c.tlsVerify, []string{"-tls-verify"}, "Require HTTPS and verify certificates for registries (localhost always uses HTTP)")
+	fs.stringVar(&c.authFile, []string{"-authfile"}, "Read registry credentials only from this auth.json")
 	c.jsonFlag(fs)
 }
 
@@ -60,7 +62,7 @@ func (c *saveRun) run(ctx context.Context, st *store.Store, args []string) error
 	if err != nil {
 		return err
 	}
-	opts := push.Options{Compression: comp, Jobs: jobs, TempDir: c.tmpDir, Insecure: !c.tlsVerify}
+	opts := push.Options{Compression: comp, Jobs: jobs, TempDir: c.tmpDir, Insecure: !c.tlsVerify, AuthFile: c.authFile}
 	if !c.quiet {
 		opts.OnLayer = func(li push.LayerInfo) {
 			c.p.Errorf("exported layer %d %s: %s %s\n", li.Index, li.ID, li.BlobDigest, humanBytes(li.Size))

@@ -157,16 +157,23 @@ func (s *Source) Blob(ctx context.Context, l source.Layer) (io.ReadCloser, error
 	return mismatchMapper{rc, l.Digest}, nil
 }
 
-// mapAuthErr marks a 401 or 403 answer with source.ErrUnauthorized and
-// names the auth files searched.
+// mapAuthErr is AuthError for this source's registry and keychain.
 func (s *Source) mapAuthErr(err error) error {
+	return AuthError(err, s.opts.Keychain, s.ref.Context().RegistryStr())
+}
+
+// AuthError marks err with source.ErrUnauthorized when it is (or wraps) a
+// registry's 401 or 403 answer, naming the auth files kc searched for host
+// when kc is one of this package's keychains; other errors are returned
+// unchanged. Pull and push both use it.
+func AuthError(err error, kc authn.Keychain, host string) error {
 	var te *transport.Error
 	if !errors.As(err, &te) || (te.StatusCode != http.StatusUnauthorized && te.StatusCode != http.StatusForbidden) {
 		return err
 	}
 	where := ""
-	if k, ok := s.opts.Keychain.(fileKeychain); ok {
-		where = fmt.Sprintf(" (credentials for %s were looked for in %s)", s.ref.Context().RegistryStr(), strings.Join(k.paths(), ", "))
+	if k, ok := kc.(fileKeychain); ok {
+		where = fmt.Sprintf(" (credentials for %s were looked for in %s)", host, strings.Join(k.paths(), ", "))
 	}
 	return fmt.Errorf("%w: %w%s", err, source.ErrUnauthorized, where)
 }
