@@ -12,4 +12,7 @@ var (
 	ErrDiffIDMismatch = errors.New("exported layer does not match the image's diff ID")
 	// ErrBadCompression reports an unknown compression name.
 	ErrBadCompression = errors.New("unknown compression")
+	// ErrNotFromIndex reports a PushAll of an image that was not pulled
+	// from a multi-platform index.
+	ErrNotFromIndex = errors.New("image was not pulled from a multi-platform index")
 )

@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
@@ -152,6 +153,22 @@ func writeFileAtomic(path string, fn func(io.Writer) error) (err error) {
 // writeOCIArchive writes an OCI layout as a tar stream: oci-layout,
 // index.json (one manifest, named ref when given) and the blobs.
 func writeOCIArchive(ctx context.Context, w io.Writer, img v1.Image, ref string) error {
+	manifest, err := img.RawManifest()
+	if err != nil {
+		return err
+	}
+	mDigest, err := img.Digest()
+	if err != nil {
+		return err
+	}
+	top := v1.Descriptor{MediaType: types.OCIManifestSchema1, Size: int64(len(manifest)), Digest: mDigest}
+	return writeOCIArchiveOf(ctx, w, top, manifest, []v1.Image{img}, ref)
+}
+
+// writeOCIArchiveOf writes an OCI layout as a tar stream: oci-layout,
+// index.json naming top (with ref when given), top's bytes and every blob
+// of images (each blob once).
+func writeOCIArchiveOf(ctx context.Context, w io.Writer, top v1.Descriptor, topRaw []byte, images []v1.Image, ref string) error {
 	tw := tar.NewWriter(w)
 	now := time.Now().UTC().Truncate(time.Second)
 	dir := func(name string) error {
@@ -171,7 +188,48 @@ func writeOCIArchive(ctx context.Context, w io.Writer, img v1.Image, ref string)
 		return err
 	}
 	bytesFile := func(name string, b []byte) error { return file(name, int64(len(b)), bytes.NewReader(b)) }
+	seen := map[v1.Hash]bool{}
+	blob := func(d v1.Hash, b []byte) error {
+		if seen[d] {
+			return nil
+		}
+		seen[d] = true
+		return bytesFile("blobs/sha256/"+d.Hex, b)
+	}
 
+	if ref != "" {
+		top.Annotations = map[string]string{refNameAnnotation: ref}
+	}
+	index, err := json.Marshal(v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex, Manifests: []v1.Descriptor{top}})
+	if err != nil {
+		return err
+	}
+	if err := bytesFile("oci-layout", []byte(`{"imageLayoutVersion":"1.0.0"}`)); err != nil {
+		return err
+	}
+	if err := bytesFile("index.json", index); err != nil {
+		return err
+	}
+	if err := dir("blobs/"); err != nil {
+		return err
+	}
+	if err := dir("blobs/sha256/"); err != nil {
+		return err
+	}
+	if err := blob(top.Digest, topRaw); err != nil {
+		return err
+	}
+	for _, img := range images {
+		if err := writeImageBlobs(img, blob, seen, file); err != nil {
+			return err
+		}
+	}
+	return tw.Close()
+}
+
+// writeImageBlobs writes img's manifest, config and layer blobs through
+// blob and file, skipping digests already seen.
+func writeImageBlobs(img v1.Image, blob func(v1.Hash, []byte) error, seen map[v1.Hash]bool, file func(string, int64, io.Reader) error) error {
 	manifest, err := img.RawManifest()
 	if err != nil {
 		return err
@@ -188,37 +246,16 @@ func writeOCIArchive(ctx context.Context, w io.Writer, img v1.Image, ref string)
 	if err != nil {
 		return err
 	}
-	desc := v1.Descriptor{MediaType: types.OCIManifestSchema1, Size: int64(len(manifest)), Digest: mDigest}
-	if ref != "" {
-		desc.Annotations = map[string]string{refNameAnnotation: ref}
-	}
-	index, err := json.Marshal(v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex, Manifests: []v1.Descriptor{desc}})
-	if err != nil {
+	if err := blob(mDigest, manifest); err != nil {
 		return err
 	}
-	if err := bytesFile("oci-layout", []byte(`{"imageLayoutVersion":"1.0.0"}`)); err != nil {
-		return err
-	}
-	if err := bytesFile("index.json", index); err != nil {
-		return err
-	}
-	if err := dir("blobs/"); err != nil {
-		return err
-	}
-	if err := dir("blobs/sha256/"); err != nil {
-		return err
-	}
-	if err := bytesFile("blobs/sha256/"+mDigest.Hex, manifest); err != nil {
-		return err
-	}
-	if err := bytesFile("blobs/sha256/"+cDigest.Hex, config); err != nil {
+	if err := blob(cDigest, config); err != nil {
 		return err
 	}
 	layers, err := img.Layers()
 	if err != nil {
 		return err
 	}
-	seen := map[v1.Hash]bool{}
 	for _, l := range layers {
 		d, err := l.Digest()
 		if err != nil {
@@ -242,7 +279,7 @@ func writeOCIArchive(ctx context.Context, w io.Writer, img v1.Image, ref string)
 			return err
 		}
 	}
-	return tw.Close()
+	return nil
 }
 
 func writeDockerArchive(img v1.Image, dest Destination) error {
@@ -267,13 +304,25 @@ func writeDockerArchive(img v1.Image, dest Destination) error {
 }
 
 func writeRegistry(ctx context.Context, img v1.Image, dest Destination, opts Options) error {
+	ref, kc, ropts, err := registryTarget(ctx, dest, opts)
+	if err != nil {
+		return err
+	}
+	// A refused login or push is source.ErrUnauthorized, as for pull.
+	return registry.AuthError(remote.Write(ref, img, ropts...), kc, ref.Context().RegistryStr())
+}
+
+// registryTarget resolves a registry destination: its reference, the
+// keychain (opts.AuthFile, else the files pull searches) and the remote
+// options.
+func registryTarget(ctx context.Context, dest Destination, opts Options) (name.Reference, authn.Keychain, []remote.Option, error) {
 	var nopts []name.Option
 	if opts.Insecure {
 		nopts = append(nopts, name.Insecure)
 	}
 	ref, err := name.ParseReference(dest.Ref, nopts...)
 	if err != nil {
-		return fmt.Errorf("%w: %v", ErrBadDestination, err)
+		return nil, nil, nil, fmt.Errorf("%w: %v", ErrBadDestination, err)
 	}
 	kc := registry.DefaultKeychain() // the auth files podman reads, in its order
 	if opts.AuthFile != "" {
@@ -290,6 +339,5 @@ func writeRegistry(ctx context.Context, img v1.Image, dest Destination, opts Opt
 		tr.TLSClientConfig = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // asked for with Insecure
 		ropts = append(ropts, remote.WithTransport(tr))
 	}
-	// A refused login or push is source.ErrUnauthorized, as for pull.
-	return registry.AuthError(remote.Write(ref, img, ropts...), kc, ref.Context().RegistryStr())
+	return ref, kc, ropts, nil
 }

@@ -210,6 +210,57 @@ store_consistent() {
 	[[ "$output" == *platform* ]]
 }
 
+@test "registry: push of an image from a multi-arch index writes its platform (as podman) with a note; --all writes an index of the stored platforms" {
+	[ "$(uname -m)" = x86_64 ] || skip "the fixture's platforms are linux/amd64 and linux/arm64"
+	pull_ok "docker://$REGISTRY/t/m:1" localhost/m:1
+	amd=$image
+	# only this platform stored: --all writes a one-entry index and says
+	# what is missing
+	run -0 --separate-stderr stowage_q push --all --json localhost/m:1 "docker://$REGISTRY/t/m-one:1"
+	[ "$(jq -r '.missing | join(",")' <<<"$output")" = linux/arm64 ]
+	[ "$(jq -r '.platforms | length' <<<"$output")" = 1 ]
+	run -0 skopeo inspect --raw --tls-verify=false "docker://$REGISTRY/t/m-one:1"
+	[ "$(jq -r '.manifests | map(.platform.architecture) | join(",")' <<<"$output")" = amd64 ]
+
+	pull_ok --platform linux/arm64 "docker://$REGISTRY/t/m:1" localhost/m:arm64
+	# without --all: one platform, and a note naming the index and --all
+	run -0 stowage_q push localhost/m:1 "docker://$REGISTRY/t/m-single:1"
+	[[ "$output" == *"note: localhost/m:1 was pulled from the multi-platform index"*"--all"* ]]
+	run -0 skopeo inspect --raw --tls-verify=false "docker://$REGISTRY/t/m-single:1"
+	[ "$(jq -r .config.digest <<<"$output")" = "sha256:$amd" ]
+
+	run -0 stowage_q push --all --quiet localhost/m:1 "docker://$REGISTRY/t/m-all:1"
+	idx=${lines[-1]}
+	run -0 skopeo inspect --raw --tls-verify=false "docker://$REGISTRY/t/m-all:1"
+	[ "sha256:$(printf '%s' "$output" | sha256sum | cut -d' ' -f1)" = "$idx" ]
+	[ "$(jq -r .mediaType <<<"$output")" = application/vnd.oci.image.index.v1+json ]
+	# the source index's order (arm64 first)
+	[ "$(jq -r '.manifests | map(.platform.os + "/" + .platform.architecture) | join(",")' <<<"$output")" = linux/arm64,linux/amd64 ]
+	# skopeo copies the whole index back out
+	skopeo --policy "$TESTSDIR/../bench/policy.json" copy --quiet --all --src-tls-verify=false "docker://$REGISTRY/t/m-all:1" "oci:$TESTDIR/m-all:x"
+	[ "$(jq '.manifests | length' "$TESTDIR/m-all/index.json")" = 1 ]
+	# and a fresh store pulls both platforms of it with the original diff IDs
+	storage shutdown >/dev/null 2>&1 || true
+	rm -rf "$TESTDIR/root" "$TESTDIR/runroot"
+	mkdir -p "$TESTDIR/root" "$TESTDIR/runroot"
+	pull_ok "docker://$REGISTRY/t/m-all:1"
+	[ "$image" = "$amd" ]
+	[ "$(chain_diff_ids "$image")" = "$(cat "$W/m-amd64.ids")" ]
+	pull_ok --platform linux/arm64 "docker://$REGISTRY/t/m-all:1"
+	[ "$(chain_diff_ids "$image")" = "$(cat "$W/m-arm64.ids")" ]
+	# an OCI archive holds the index too; a docker-archive cannot
+	run -0 stowage_q push --all --quiet "$image" "oci-archive:$TESTDIR/m.tar:multi"
+	pull_ok --platform linux/arm64 "oci-archive:$TESTDIR/m.tar:multi"
+	[ "$(chain_diff_ids "$image")" = "$(cat "$W/m-arm64.ids")" ]
+	run ! stowage_q push --all --quiet "$image" "docker-archive:$TESTDIR/m-docker.tar"
+	[[ "$output" == *"docker-archive cannot hold a multi-platform index"* ]]
+	[ ! -e "$TESTDIR/m-docker.tar" ]
+	# an image that came from no index
+	pull_ok "docker://$REGISTRY/t/a:1"
+	run ! stowage_q push --all --quiet "$image" "oci:$TESTDIR/plain"
+	[[ "$output" == *"not pulled from a multi-platform index"* ]]
+}
+
 @test "registry: concurrent pulls of overlapping images into one store both succeed, shared layers stored once" {
 	stowage_q pull --quiet "docker://$REGISTRY/t/a:1" >"$TESTDIR/a.out" 2>"$TESTDIR/a.err" &
 	pa=$!
