@@ -20,6 +20,7 @@ import (
 
 	"github.com/stowage/stowage/internal/fsx"
 	"github.com/stowage/stowage/internal/table"
+	"github.com/stowage/stowage/lockfile"
 )
 
 // IncompleteFlag marks a layer whose creation or deletion did not finish.
@@ -160,7 +161,7 @@ func (s *Store) loaded(recs []*Layer) error {
 	}
 	s.markers = nil
 	if !s.opts.ReadOnly {
-		s.markers = s.listMarkers()
+		s.markers, _ = s.listMarkers()
 	}
 	s.byCompressed = map[digest.Digest][]string{}
 	s.byUncompressed = map[digest.Digest][]string{}
@@ -186,40 +187,56 @@ func (s *Store) needsRepair(recs []*Layer) bool {
 }
 
 // repair removes every incomplete layer completely, and every layer a
-// commit marker names that has no complete record, then the markers, and
-// saves.
+// dead commit marker names that has no complete record, then the markers,
+// and saves. A marker is dead when nobody holds its lock (see
+// LockCommit); each is locked while its layer is removed.
 //
 // Locking: layers.lock held for writing.
 func (s *Store) repair(ctx context.Context) error {
-	var ids []string
-	for _, l := range s.t.All() {
+	for _, l := range slices.Clone(s.t.All()) {
 		if Incomplete(l) {
-			ids = append(ids, l.ID)
-		}
-	}
-	for _, id := range s.markers {
-		if _, ok := s.t.Get(id); !ok {
-			ids = append(ids, id)
-		}
-	}
-	for _, id := range ids {
-		if s.opts.RemoveLayer != nil {
-			if err := s.opts.RemoveLayer(ctx, id); err != nil {
-				return fmt.Errorf("removing incomplete layer %s: %w", id, err)
+			if err := s.removeLayer(ctx, l.ID); err != nil {
+				return err
 			}
 		}
-		if err := s.RemoveFiles(id); err != nil {
-			return fmt.Errorf("removing incomplete layer %s: %w", id, err)
-		}
-		s.t.Remove(id)
 	}
 	for _, id := range s.markers {
-		if err := s.UnmarkCommit(id); err != nil {
+		h, err := lockfile.TryLock(s.markerPath(id))
+		if errors.Is(err, lockfile.ErrLocked) {
+			continue // a live commit took it since the load
+		}
+		if err != nil {
+			return fmt.Errorf("commit marker of layer %s: %w", id, err)
+		}
+		if _, ok := s.t.Get(id); !ok {
+			err = s.removeLayer(ctx, id)
+		}
+		if err == nil {
+			err = s.removePrepared(id)
+		}
+		err = errors.Join(err, h.Remove())
+		if err != nil {
 			return fmt.Errorf("removing commit marker of layer %s: %w", id, err)
 		}
 	}
 	s.markers = nil
 	return s.Save(ctx)
+}
+
+// removeLayer removes everything of layer id and its record.
+//
+// Locking: layers.lock held for writing.
+func (s *Store) removeLayer(ctx context.Context, id string) error {
+	if s.opts.RemoveLayer != nil {
+		if err := s.opts.RemoveLayer(ctx, id); err != nil {
+			return fmt.Errorf("removing incomplete layer %s: %w", id, err)
+		}
+	}
+	if err := s.RemoveFiles(id); err != nil {
+		return fmt.Errorf("removing incomplete layer %s: %w", id, err)
+	}
+	s.t.Remove(id)
+	return nil
 }
 
 // RemoveFiles deletes a layer's tar-split and big-data directory.
@@ -263,15 +280,32 @@ func (s *Store) SaveWith(ctx context.Context, opts table.SaveOptions) (finish fu
 // The commit marker of a new layer is an empty file
 // <dir>/tmp/commit-<id>, created (unflushed) before anything of the layer
 // exists outside staging and removed once its complete record is saved.
-// A marker is only ever seen by a process holding layers.lock, which its
-// creator held for the marker's whole life: so a marker seen is one a
-// killed process left, and the next writer removes the layer unless its
-// record is complete. Being empty, a marker has no content a crash could
-// damage: after a power cut it exists or not.
+// Being empty, a marker has no content a crash could damage: after a
+// power cut it exists or not. Its creator either holds layers.lock for
+// writing for the marker's whole life (MarkCommit: CreateLayer) or holds
+// an OFD lock on the marker itself (LockCommit: a staged layer's commit,
+// whose files are put in place with no store lock held). So a marker that
+// is not locked and seen under layers.lock is one a killed process left:
+// the next writer removes the layer it names unless its record is
+// complete. A locked one is a live commit: loads, check and gc leave it
+// and its layer alone.
 const commitMarkerPrefix = "commit-"
 
 func (s *Store) markerPath(id string) string {
 	return filepath.Join(s.opts.Dir, "tmp", commitMarkerPrefix+id)
+}
+
+// preparedPath is where a commit writes layers.json ahead of the lock
+// (table.Prepared); the marker's repair removes it with the marker.
+func (s *Store) preparedPath(id string) string {
+	return filepath.Join(s.opts.Dir, "tmp", "layers-"+id+".json")
+}
+
+func (s *Store) removePrepared(id string) error {
+	if err := os.Remove(s.preparedPath(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return nil
 }
 
 // MarkCommit creates the commit marker of layer id and moves the token,
@@ -306,19 +340,135 @@ func (s *Store) UnmarkCommit(id string) error {
 	return nil
 }
 
-// listMarkers returns the IDs of the commit markers present.
-func (s *Store) listMarkers() []string {
+// LockCommit creates layer id's commit marker and locks it, waiting (as
+// ctx allows) while another commit of the same ID holds it. The caller
+// holds it, with no store lock needed, from before it puts any file of
+// the layer in place until the complete record is saved (or the files
+// removed), then releases it with Held.Remove. A process killed meanwhile
+// frees the lock, and the next writer that loads the table removes the
+// layer. Lock order: taken before layers.lock, never while holding it.
+func (s *Store) LockCommit(ctx context.Context, id string) (*lockfile.Held, error) {
+	if err := table.ValidID(id); err != nil {
+		return nil, err
+	}
+	p := s.markerPath(id)
+	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+		return nil, err
+	}
+	return lockfile.WaitLock(ctx, p)
+}
+
+// listMarkers returns the IDs of the commit markers present, split into
+// dead ones (nobody holds them) and live ones.
+func (s *Store) listMarkers() (dead, live []string) {
 	ents, err := os.ReadDir(filepath.Join(s.opts.Dir, "tmp"))
 	if err != nil {
-		return nil
+		return nil, nil
 	}
-	var ids []string
 	for _, e := range ents {
-		if id, ok := strings.CutPrefix(e.Name(), commitMarkerPrefix); ok && e.Type().IsRegular() && table.ValidID(id) == nil {
-			ids = append(ids, id)
+		id, ok := strings.CutPrefix(e.Name(), commitMarkerPrefix)
+		if !ok || !e.Type().IsRegular() || table.ValidID(id) != nil {
+			continue
+		}
+		h, err := lockfile.TryLock(filepath.Join(s.opts.Dir, "tmp", e.Name()))
+		switch {
+		case errors.Is(err, lockfile.ErrLocked):
+			live = append(live, id)
+		case err == nil:
+			_ = h.Release()
+			dead = append(dead, id)
 		}
 	}
-	return ids
+	return dead, live
+}
+
+// RemoveStalePrepared removes the prepared layers.json files
+// (tmp/layers-<id>.json) that have no marker: a power cut can lose a
+// marker but keep its prepared file (a marker's repair removes the file
+// with it). Each is removed holding the marker's lock, so a commit of
+// that ID cannot be between its prepare and rename. It returns the paths
+// removed.
+//
+// Locking: layers.lock held for writing.
+func (s *Store) RemoveStalePrepared() ([]string, error) {
+	dir := filepath.Join(s.opts.Dir, "tmp")
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	var removed []string
+	var errs []error
+	for _, e := range ents {
+		id, ok := strings.CutPrefix(e.Name(), "layers-")
+		id, ok2 := strings.CutSuffix(id, ".json")
+		if !ok || !ok2 || !e.Type().IsRegular() || table.ValidID(id) != nil {
+			continue
+		}
+		if _, err := os.Lstat(s.markerPath(id)); err == nil {
+			continue // a live commit's, or a dead one's that repair removes
+		}
+		h, err := lockfile.TryLock(s.markerPath(id))
+		if errors.Is(err, lockfile.ErrLocked) {
+			continue
+		}
+		if err == nil {
+			err = s.removePrepared(id)
+			err = errors.Join(err, h.Remove())
+		}
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		removed = append(removed, filepath.Join(dir, e.Name()))
+	}
+	return removed, errors.Join(errs...)
+}
+
+// LiveCommits returns the IDs of layers whose commit is in progress in a
+// live process (a locked marker): their files may be in place without a
+// record yet. Check and gc leave them alone.
+//
+// Locking: layers.lock held.
+func (s *Store) LiveCommits() map[string]bool {
+	_, live := s.listMarkers()
+	out := make(map[string]bool, len(live))
+	for _, id := range live {
+		out[id] = true
+	}
+	return out
+}
+
+// PrepareAdd prepares layers.json with l added at loc (see
+// table.Prepared), written to a file only l's commit-marker holder uses.
+// ok is false when loc is not saved to layers.json in Dir (volatile
+// layers, a separate image store): add and save those under the lock.
+//
+// Locking: layers.lock held (R or W); the caller holds l's LockCommit.
+func (s *Store) PrepareAdd(l *Layer, loc int) (p *table.Prepared[Layer], ok bool, err error) {
+	if loc == LocImageStore && s.opts.ImageStoreDir == "" {
+		loc = LocStable
+	}
+	if loc != LocStable {
+		return nil, false, nil
+	}
+	p, err = s.t.PrepareAdd(l, loc, s.preparedPath(l.ID))
+	return p, err == nil, err
+}
+
+// CommitPrepared installs a prepared layers.json if the table did not
+// change since (see table.Table.CommitPrepared) and indexes the new layer.
+//
+// Locking: layers.lock held for writing; finish needs no lock.
+func (s *Store) CommitPrepared(ctx context.Context, p *table.Prepared[Layer], l *Layer) (finish func() error, ok bool, err error) {
+	finish, ok, err = s.t.CommitPrepared(ctx, p)
+	if ok {
+		s.index(l)
+		l.Volatile = false
+	}
+	return finish, ok, err
 }
 
 // All returns the live records. Locking: layers.lock held.

@@ -113,6 +113,7 @@ type CheckReport struct {
 	parents     map[string]string // layer ID -> parent ID, every store
 	rwLayers    map[string]bool   // IDs of the primary store's layers
 	unaccounted []string          // driver dirs without a record, in driver order
+	committing  map[string]bool   // layers a live process is committing: their files may have no record yet
 	orphans     map[string]string // orphan big-data dir / tar-split path -> ID (layers, images, containers)
 	temps       []string          // leftover temp files
 	// roSetAside: a read-only store was set aside (its metadata does not
@@ -380,8 +381,9 @@ func (s *Store) checkLocked(ctx context.Context, opts CheckOptions, r *CheckRepo
 		return fmt.Errorf("listing the driver's layers: %w", err)
 	}
 	named := s.namedLayersLocked()
+	r.committing = s.layers.LiveCommits()
 	for _, id := range list {
-		if _, known := r.parents[id]; known {
+		if _, known := r.parents[id]; known || r.committing[id] {
 			continue
 		}
 		r.unaccounted = append(r.unaccounted, id)
@@ -604,7 +606,7 @@ func (s *Store) checkOrphansLocked(r *CheckReport) error {
 				}
 			case strings.HasSuffix(name, ".tar-split.gz"):
 				id := strings.TrimSuffix(name, ".tar-split.gz")
-				if _, known := r.parents[id]; !known && !slices.Contains(r.unaccounted, id) {
+				if _, known := r.parents[id]; !known && !r.committing[id] && !slices.Contains(r.unaccounted, id) {
 					r.addOrphan(r.Layers, id, full, fmt.Errorf("layer %s: tar-split file %s %w", id, full, ErrOrphanData))
 				}
 			}

@@ -61,6 +61,14 @@ func isTemp(e syncEvent, base string) bool {
 	return e.kind == fsx.SyncFileData && strings.HasPrefix(filepath.Base(e.path), fsx.TempPrefix(base))
 }
 
+// isLayerRecords matches the flush of a new layers.json: a save's temp
+// file, or the file a staged layer's commit prepares in tmp/.
+func isLayerRecords(e syncEvent) bool {
+	b := filepath.Base(e.path)
+	return isTemp(e, "layers.json") ||
+		e.kind == fsx.SyncFileData && filepath.Base(filepath.Dir(e.path)) == "tmp" && strings.HasPrefix(b, "layers-") && strings.HasSuffix(b, ".json")
+}
+
 func dirSync(dir string) func(syncEvent) bool {
 	return func(e syncEvent) bool { return e.kind == fsx.SyncDirectory && e.path == dir }
 }
@@ -150,12 +158,12 @@ func recordCommit(t *testing.T, g, drv, id string) func() []probedEvent {
 // both drivers, by the state of the store at each flush: every file of the
 // layer is fdatasynced in the staging dir and its directories fsynced
 // before anything names the layer; the directory the staged tree is
-// renamed into, overlay's layout, the tar-split's directory and the
-// complete record's temp file are flushed under layers.lock while only an
-// incomplete marker names the layer (so a killed process leaves the
-// marker, and recovery removes the layer); the records' directory is
-// fsynced after the complete record was renamed into place and the lock
-// released; mountpoints.json is not touched.
+// renamed into, overlay's l/, the tar-split's directory and the prepared
+// layers.json are flushed while the commit marker names the layer, before
+// the complete record, and with layers.lock NOT held (nothing is flushed
+// under it); the records' directory is fsynced after the complete record
+// was renamed into place and the lock released, before the marker goes;
+// mountpoints.json is not touched.
 func TestPutLayerDurableOrder(t *testing.T) {
 	const id = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 	for _, drv := range []string{"vfs", "overlay"} {
@@ -215,56 +223,59 @@ func TestPutLayerDurableOrder(t *testing.T) {
 			}) < 0 {
 				t.Errorf("the staged tar-split was not flushed")
 			}
-			// Under the lock, before the complete record: an incomplete
+			// Before the complete record, with no lock held: the commit
 			// marker names the layer.
-			underLock := func(what string, i int) {
+			beforeRecord := func(what string, i int) {
 				t.Helper()
 				if i < 0 {
 					t.Errorf("%s was not flushed: %v", what, evs)
 					return
 				}
-				if st := evs[i].commitState; !st.locked || !st.marker || st.complete {
-					t.Errorf("%s flushed in state %+v; want under the lock, with the incomplete marker, before the complete record", what, st)
+				if st := evs[i].commitState; st.locked || !st.marker || st.complete {
+					t.Errorf("%s flushed in state %+v; want with no lock held, with the commit marker, before the complete record", what, st)
+				}
+			}
+			for i, e := range evs {
+				if e.locked {
+					t.Errorf("flush %d (%s) under layers.lock; want none there: %v", i, e.path, evs)
 				}
 			}
 			switch drv {
 			case "vfs":
-				underLock("vfs/dir", idx(true, isDir(filepath.Join(g, "vfs", "dir"))))
+				beforeRecord("vfs/dir", idx(true, isDir(filepath.Join(g, "vfs", "dir"))))
 			case "overlay":
 				// The layer directory was staged whole and flushed with
-				// its files; under the lock only the rename (overlay)
-				// and the l/ symlink (overlay/l) are flushed.
-				underLock("overlay", idx(true, isDir(filepath.Join(g, "overlay"))))
-				underLock("overlay/l", idx(true, isDir(filepath.Join(g, "overlay", "l"))))
+				// its files; at the commit only the rename (overlay) and
+				// the l/ symlink (overlay/l) are flushed.
+				beforeRecord("overlay", idx(true, isDir(filepath.Join(g, "overlay"))))
+				beforeRecord("overlay/l", idx(true, isDir(filepath.Join(g, "overlay", "l"))))
 				staged := func(name string, dir bool) int {
 					return idx(true, func(e probedEvent) bool {
 						return (e.kind == fsx.SyncDirectory) == dir && strings.Contains(e.path, "/tempdirs/") && strings.HasSuffix(e.path, "-addition"+name)
 					})
 				}
-				if i := staged("/link", false); i < 0 || i > stagedRoot || evs[i].locked {
+				if i := staged("/link", false); i < 0 || i > stagedRoot || evs[i].marker {
 					t.Errorf("the staged link file flushed at %d (staged root %d); want in staging: %v", i, stagedRoot, evs)
 				}
 				for _, d := range []string{"/diff", "/work", "/merged", "/empty"} {
-					if i := staged(d, true); i < 0 || i > stagedRoot || evs[i].locked {
+					if i := staged(d, true); i < 0 || i > stagedRoot || evs[i].marker {
 						t.Errorf("staged %s fsynced at %d (staged root %d); want in staging: %v", d, i, stagedRoot, evs)
 					}
 				}
 				for _, e := range evs {
-					if e.locked && strings.HasPrefix(e.path, filepath.Join(g, "overlay", id)) {
-						t.Errorf("%s flushed under the lock; want only overlay and overlay/l", e.path)
+					if e.marker && strings.HasPrefix(e.path, filepath.Join(g, "overlay", id)) {
+						t.Errorf("%s flushed at the commit; want only overlay and overlay/l", e.path)
 					}
 				}
 			}
 			layersDir := filepath.Join(g, drv+"-layers")
-			underLock("the tar-split's directory", idx(false, func(e probedEvent) bool {
+			beforeRecord("the tar-split's directory", idx(false, func(e probedEvent) bool {
 				return isDir(layersDir)(e) && e.marker && !e.complete
 			}))
-			underLock("the record's temp file", idx(true, func(e probedEvent) bool {
-				return e.kind == fsx.SyncFileData && strings.HasPrefix(filepath.Base(e.path), fsx.TempPrefix("layers.json"))
-			}))
+			beforeRecord("the prepared records", idx(true, func(e probedEvent) bool { return isLayerRecords(e.syncEvent) }))
 			last := idx(true, isDir(layersDir))
-			if last != len(evs)-1 || !evs[last].complete || evs[last].locked {
-				t.Errorf("last flush %d of %d (%+v); want the records' directory, after the complete record, with the lock released: %v", last, len(evs), evs[last].commitState, evs)
+			if last != len(evs)-1 || !evs[last].complete || evs[last].locked || !evs[last].marker {
+				t.Errorf("last flush %d of %d (%+v); want the records' directory, after the complete record, with the lock released and before the marker's removal: %v", last, len(evs), evs[last].commitState, evs)
 			}
 			if idx(false, func(e probedEvent) bool { return strings.Contains(e.path, "mountpoints") }) >= 0 {
 				t.Errorf("mountpoints.json was rewritten: %v", evs)
@@ -341,7 +352,7 @@ func TestSyncModes(t *testing.T) {
 			if staged != want[0] || syncfs != want[1] {
 				t.Errorf("per-item flushes %d, syncfs %d; want %v: %v", staged, syncfs, want, evs)
 			}
-			if indexOf(evs, false, func(e syncEvent) bool { return isTemp(e, "layers.json") }) < 0 {
+			if indexOf(evs, false, isLayerRecords) < 0 {
 				t.Errorf("layers.json was not flushed")
 			}
 			pairs, err := s.Status(testCtx(t))

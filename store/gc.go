@@ -15,7 +15,9 @@ package store
 //     (including those check --repair keeps after salvaging a corrupt
 //     table: run gc once what is needed was recovered from the
 //     .corrupt-* file);
-//   - temporary files left by an interrupted atomic write;
+//   - temporary files left by an interrupted atomic write, and
+//     layers.json files a commit prepared (G/<drv>-layers/tmp/layers-<id>.json)
+//     whose commit is not running;
 //   - pull lock files (LockLayerFetch) a killed pull left, unless held.
 //
 // A store whose metadata does not decode is refused (run check --repair
@@ -65,6 +67,11 @@ func (s *Store) GC(ctx context.Context) ([]string, error) {
 			errs = append(errs, err)
 		}
 		removed = append(removed, p)
+	}
+	prepared, err := s.layers.RemoveStalePrepared()
+	removed = append(removed, prepared...)
+	if err != nil {
+		errs = append(errs, err)
 	}
 	locks, err := s.removeStaleFetchLocks()
 	removed = append(removed, locks...)

@@ -160,7 +160,7 @@ func (s *Store) createMappedCopyLocked(ctx context.Context, tmpl *layer.Layer, u
 	if err := s.copyTarSplitLocked(tmpl, id); err != nil {
 		return nil, s.abortLayerLocked(ctx, id, err)
 	}
-	if _, err := s.completeLocked(ctx, rec, nil, false); err != nil {
+	if err := s.completeLocked(ctx, rec); err != nil {
 		return nil, s.abortLayerLocked(ctx, id, err)
 	}
 	return rec, nil

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/opencontainers/go-digest"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/stowage/stowage/archive"
 	"github.com/stowage/stowage/driver"
@@ -192,69 +191,72 @@ func (s *Store) addIncompleteLocked(ctx context.Context, rec *layer.Layer, loc i
 	return nil
 }
 
-// The commit protocol of a new layer (CreateLayer, PutLayer, Commit),
-// with layers.lock held for writing unless said otherwise:
+// The commit protocol of a staged layer (PutLayer, StagedLayer.Commit),
+// after its tree and tar-split were written and flushed in staging:
 //
-//  1. addIncompleteLocked creates the layer's commit marker, an empty file
-//     G/<drv>-layers/tmp/commit-<id>, without flushing it, and moves the
-//     lock's token. The marker only has to be seen by the next process
-//     that takes the lock: if this one is killed from here to step 4, that
-//     process reloads (the token moved), finds the marker and, the layer
-//     having no complete record, removes its directory and tar-split. A
-//     power cut may lose the marker; then at worst an unreferenced
-//     directory is left (never a record of a half layer), which gc
-//     removes. The marker is empty on purpose: saving an incomplete record
-//     to a JSON file without flushing it, as a cheaper marker, was tried
-//     and failed the ext4 power-cut test: the rename reached the disk
-//     before the data and the file came back full of NUL bytes, which
-//     refuses to load. A file with no content has nothing to lose.
-//  2. The driver makes the (already flushed) staged tree the layer, and
-//     the staged (flushed) tar-split is renamed into place; neither is
-//     flushed yet.
-//  3. completeLocked writes the complete record to a temp file and,
-//     concurrently (one journal commit on ext4 and xfs, where the same
-//     flushes one after the other cost one commit each), fdatasyncs it,
-//     runs the driver's flushes (vfs: G/vfs/dir; overlay: H and H/l, its
-//     layout having been staged and flushed with the content, plus lower,
-//     lower-layers and H/<id> when the parent was named only at Commit)
-//     and fsyncs the tar-split's directory.
-//     Only when all succeeded is the temp file renamed over layers.json;
-//     then the marker is removed.
-//  4. The lock is released; then layers.json's directory is fsynced and
-//     only then is success reported. Until that fsync the rename may not
-//     be durable, but nobody was told the layer exists except processes
-//     that read it from the page cache, and whatever they write into the
-//     same directory later is fsynced after this rename, which persists
-//     it too. A power cut before it leaves the layer's durable directory
-//     without a durable record (gc), never a record without its files;
-//     if the marker survives it, the next open removes the layer.
+//  1. With no store lock, the committer creates and locks the layer's
+//     commit marker, an empty file G/<drv>-layers/tmp/commit-<id>
+//     (layer.Store.LockCommit; a second commit of the same ID waits).
+//     Under layers.lock (read) it checks the parent, ID and names, builds
+//     the complete record and encodes layers.json with it added
+//     (table.Prepared).
+//  2. With no store lock, the driver renames the staged tree into place
+//     (overlay: the whole layer directory, then the l/ symlink) and the
+//     tar-split is renamed next to layers.json. Nothing names the layer
+//     yet: loads, check and gc skip a layer whose marker is locked.
+//  3. Still with no store lock, and concurrently (one journal commit on
+//     ext4 and xfs): the driver's flushes of what step 2 changed (vfs:
+//     G/vfs/dir; overlay: H and H/l, plus lower, lower-layers and H/<id>
+//     when the parent was named only at Commit), the tar-split's
+//     directory, and the prepared layers.json written to
+//     tmp/layers-<id>.json and fdatasynced.
+//  4. Under layers.lock (write): the checks again; if no writer saved the
+//     table since step 1, a new token and the rename of the prepared file
+//     over layers.json (no flush under the lock). If one did, the lock is
+//     released and step 1's encoding and step 3's write are redone from
+//     the new records (up to prepareAttempts times, then the record is
+//     added and saved with its flush under the lock). A failed check
+//     removes the layer's files.
+//  5. After the lock is released, layers.json's directory is fsynced,
+//     then the marker is removed and unlocked, and only then is success
+//     reported. Until that fsync the rename may not be durable, but nobody
+//     was told the layer exists except processes that read it from the
+//     page cache, and whatever they write into the same directory later
+//     is fsynced after this rename, which persists it too.
 //
-// Steps 1-3 cost one round of concurrent flushes under the lock, instead
-// of the twelve one-after-the-other flushes of saving the record twice
-// durably (once flagged incomplete, once complete).
+// A process killed from step 1 to 5 leaves a marker nobody holds: the
+// next writer that loads the table removes the layer unless its record is
+// complete. A power cut may lose the marker; its layer's files are then
+// durable but unrecorded (gc), or recorded and durable: the record is
+// renamed only after every file and directory it needs was flushed.
+// containers-storage 1.43 does not know the marker: between steps 2 and
+// 4 it would see a layer directory without a record; to be safe its gc
+// must not run during a stowage commit (step 4 checks nothing removed
+// the files: a commit fails rather than record a layer whose directory
+// is gone).
+//
+// CreateLayer (no content to flush) keeps the short form under one write
+// lock: MarkCommit (an unlocked marker, safe because the lock is held for
+// its whole life), the driver's Create, the record saved, the marker
+// removed.
 
-// completeLocked clears the incomplete flag and saves the record, running
-// flush (if set) concurrently with the flush of the records and before
-// their rename (step 3 above), then removes the commit marker. With
-// deferSync the records' directory fsync is returned as finish for the
-// caller to run after releasing the lock (step 4); otherwise finish is a
-// no-op.
+// completeLocked clears the incomplete flag, saves the record and removes
+// the commit marker (CreateLayer's short form of the protocol).
 //
-// Locking: layers held for writing; finish needs no lock.
-func (s *Store) completeLocked(ctx context.Context, rec *layer.Layer, flush func(context.Context) error, deferSync bool) (finish func() error, err error) {
+// Locking: layers held for writing.
+func (s *Store) completeLocked(ctx context.Context, rec *layer.Layer) error {
 	delete(rec.Flags, layer.IncompleteFlag)
 	if len(rec.Flags) == 0 {
 		rec.Flags = nil
 	}
 	s.layers.Update(rec)
-	finish, err = s.layers.SaveWith(ctx, table.SaveOptions{Flush: flush, DeferSyncDir: deferSync})
-	if err != nil {
-		return finish, err
+	if err := s.layers.Save(ctx); err != nil {
+		return err
 	}
 	// A marker left by a failure here names a layer with a complete
 	// record: the next writer only removes the marker.
 	_ = s.layers.UnmarkCommit(rec.ID)
-	return finish, nil
+	return nil
 }
 
 // abortLayerLocked runs the delete flow for a half-made layer.
@@ -316,7 +318,7 @@ func (s *Store) createLayerLocked(ctx context.Context, opts LayerOptions, volati
 	if err := s.graphDriver().Create(ctx, rec.ID, rec.Parent, p.create); err != nil {
 		return nil, s.abortLayerLocked(ctx, rec.ID, fmt.Errorf("creating layer %s: %w", rec.ID, err))
 	}
-	if _, err := s.completeLocked(ctx, rec, nil, false); err != nil {
+	if err := s.completeLocked(ctx, rec); err != nil {
 		return nil, s.abortLayerLocked(ctx, rec.ID, err)
 	}
 	return rec, nil
@@ -424,69 +426,17 @@ func (s *Store) stageDiff(ctx context.Context, p *layerPlan, blob io.Reader, tsP
 	return staged, nil
 }
 
-// commitStagedLocked re-checks what the unlocked extraction assumed, then
-// commits the staged tree and tar-split as "The commit protocol" says:
-// the record saved incomplete, the driver's commit and the tar-split's
-// rename, then the record completed with digests and sizes while their
-// flushes run. finish is the records' directory fsync (step 4): the caller
-// runs it after releasing the lock and before reporting success.
-//
-// Locking: layers held for writing; finish needs no lock.
-func (s *Store) commitStagedLocked(ctx context.Context, p *layerPlan, opts LayerOptions, staged *driver.Staged, tsPath string) (_ *layer.Layer, finish func() error, _ error) {
-	if p.parent != nil {
-		cur, _, ok := s.lookupLayerLocked(p.parent.ID)
-		if !ok {
-			return nil, nil, fmt.Errorf("layer %s: %w", p.parent.ID, ErrParentUnknown)
-		}
-		if !idmap.Equal(cur.UIDMap, p.parent.UIDMap) || !idmap.Equal(cur.GIDMap, p.parent.GIDMap) {
-			return nil, nil, fmt.Errorf("parent layer %s changed its ID mappings during extraction; retry", p.parent.ID)
-		}
-	}
-	if s.layerIDTakenLocked(p.id) {
-		return nil, nil, fmt.Errorf("layer %s: %w", p.id, ErrDuplicateID)
-	}
-	rec := newLayerRecord(p, opts)
-	if err := s.addIncompleteLocked(ctx, rec, layerLocation(opts, false)); err != nil {
-		return nil, nil, err
-	}
-	flushLayer, err := s.commitDriverLocked(ctx, rec, staged, p.create)
-	if err != nil {
-		return nil, nil, s.abortLayerLocked(ctx, rec.ID, fmt.Errorf("committing layer %s: %w", rec.ID, err))
-	}
-	tsFinal := s.layers.TarSplitPath(rec.ID)
-	if err := os.Rename(tsPath, tsFinal); err != nil {
-		return nil, nil, s.abortLayerLocked(ctx, rec.ID, err)
-	}
-	applyResult(rec, staged.Result, opts)
-	if testHookCommitted != nil {
-		testHookCommitted()
-	}
-	flush := func(ctx context.Context) error {
-		var g errgroup.Group
-		if flushLayer != nil {
-			g.Go(func() error { return flushLayer(ctx) }) // owner: g.Wait below
-		}
-		g.Go(func() error { return fsx.SyncDir(filepath.Dir(tsFinal)) }) // owner: g.Wait below
-		return g.Wait()
-	}
-	finish, err = s.completeLocked(ctx, rec, flush, true)
-	if err != nil {
-		return nil, nil, s.abortLayerLocked(ctx, rec.ID, err)
-	}
-	return rec, finish, nil
-}
-
-// testHookCommitted, set only by tests, runs in commitStagedLocked after
+// testHookCommitted, set only by tests, runs in StagedLayer.place after
 // the staged tree and tar-split are in place, before the record is
-// completed: where a killed process leaves the incomplete marker.
+// saved: where a killed process leaves its commit marker.
 var testHookCommitted func()
 
-// commitDriverLocked has the driver commit the staged tree and returns
+// placeDriverLayer has the driver commit the staged tree and returns
 // the flushes it left to do (nil if it did them: a driver without the
 // driver.DeferredCommitter capability).
 //
-// Locking: layers held for writing.
-func (s *Store) commitDriverLocked(ctx context.Context, rec *layer.Layer, staged *driver.Staged, create driver.CreateOptions) (func(context.Context) error, error) {
+// Locking: none needed; the caller holds the layer's commit marker.
+func (s *Store) placeDriverLayer(ctx context.Context, rec *layer.Layer, staged *driver.Staged, create driver.CreateOptions) (func(context.Context) error, error) {
 	d := s.graphDriver()
 	if dc, ok := d.(driver.DeferredCommitter); ok {
 		return dc.CommitStagedDeferSync(ctx, rec.ID, rec.Parent, staged, create)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/stowage/stowage/driver/drivertest"
 	"github.com/stowage/stowage/internal/testutil"
+	"github.com/stowage/stowage/layer"
 	"github.com/stowage/stowage/lockfile"
 )
 
@@ -483,5 +484,111 @@ func TestCommitMarkersRepairedAtLoad(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(opts.GraphRoot, "vfs", "dir", kept.ID)); err != nil {
 		t.Errorf("the complete layer lost its directory: %v", err)
+	}
+}
+
+// A commit in progress in another process (its files in place, no record
+// yet, its marker locked) is left alone by an open, check, repair and gc
+// of this one; the commit then completes.
+func TestLiveCommitNotDisturbed(t *testing.T) {
+	const id = "5555bbbbccccddddaaaabbbbccccddddaaaabbbbccccddddaaaabbbbcccc5555"
+	for _, drv := range storeDrivers(t) {
+		t.Run(drv, func(t *testing.T) {
+			if drv == "overlay" {
+				drivertest.RequireOverlay(t)
+			}
+			dir := t.TempDir()
+			g, r := filepath.Join(dir, "g"), filepath.Join(dir, "r")
+			c := testutil.StartChild(t, childSpec("put-commit-block", g, r, drv, id))
+			c.Expect(t, "committed", time.Minute)
+			layerDir := map[string]string{"vfs": filepath.Join(g, "vfs", "dir", id), "overlay": filepath.Join(g, "overlay", id)}[drv]
+			tsPath := filepath.Join(g, drv+"-layers", id+".tar-split.gz")
+			s, err := Open(testCtx(t), Options{GraphRoot: g, RunRoot: r, GraphDriverName: drv})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer func() { _, _ = s.Shutdown(testCtx(t), true) }()
+			ctx := testCtx(t)
+			if ls, err := s.Layers(ctx); err != nil || len(ls) != 0 {
+				t.Fatalf("layers during the commit: %v, %v", ls, err)
+			}
+			rep, err := s.Check(ctx, CheckOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if errs := rep.layerErrs(id); len(errs) > 0 {
+				t.Errorf("check reports the layer being committed: %v", errs)
+			}
+			if _, errs := s.Repair(ctx, RepairOptions{}); len(errs) > 0 {
+				t.Fatal(errs)
+			}
+			removed, err := s.GC(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, p := range removed {
+				if strings.Contains(p, id) {
+					t.Errorf("gc removed %s of the layer being committed", p)
+				}
+			}
+			for _, p := range []string{layerDir, tsPath} {
+				if _, err := os.Stat(p); err != nil {
+					t.Errorf("the live commit's %s was removed: %v", p, err)
+				}
+			}
+			c.Send(t, "release")
+			c.Expect(t, "done "+id, time.Minute)
+			c.Wait(t)
+			l, err := s.Layer(ctx, id)
+			if err != nil {
+				t.Fatalf("the layer after its commit: %v", err)
+			}
+			if l.UncompressedDigest == "" {
+				t.Errorf("the committed record has no digest: %+v", l)
+			}
+			rep, err = s.Check(ctx, CheckOptions{MaxUnreferencedAge: DefaultMaxUnreferencedAge})
+			if err != nil || !rep.Empty() {
+				t.Errorf("check after the commit: %+v, %v", rep, err)
+			}
+			if got := entries(t, filepath.Join(g, drv+"-layers", "tmp")); len(got) != 0 {
+				t.Errorf("tmp/ after the commit: %v", got)
+			}
+		})
+	}
+}
+
+// Another writer saving layers.json between a commit's prepare and its
+// rename makes the commit prepare again: both layers stay recorded (the
+// stale prepared file would have dropped the other one).
+func TestCommitRetriesAfterConcurrentSave(t *testing.T) {
+	s, opts := openTest(t)
+	ctx := testCtx(t)
+	var other *layer.Layer
+	var otherErr error
+	testHookCommitted = func() {
+		testHookCommitted = nil // the nested commit must not recurse
+		other, otherErr = s.PutLayer(ctx, bytes.NewReader(makeTar(t, map[string]string{"o": "1"})), LayerOptions{Names: []string{"other"}})
+	}
+	t.Cleanup(func() { testHookCommitted = nil })
+	mine, err := s.PutLayer(ctx, bytes.NewReader(makeTar(t, map[string]string{"m": "1"})), LayerOptions{Names: []string{"mine"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if otherErr != nil {
+		t.Fatal(otherErr)
+	}
+	s2, err := Open(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	for _, l := range []*layer.Layer{mine, other} {
+		got, err := s2.Layer(ctx, l.ID)
+		if err != nil || got.UncompressedDigest != l.UncompressedDigest {
+			t.Errorf("layer %s after both commits: %+v, %v", l.ID, got, err)
+		}
+	}
+	if got := entries(t, filepath.Join(opts.GraphRoot, "vfs-layers", "tmp")); len(got) != 0 {
+		t.Errorf("tmp/ after the commits: %v", got)
 	}
 }

@@ -274,10 +274,11 @@ func (s *Store) adoptLayersLocked(ctx context.Context) ([]string, []error) {
 		return nil, []error{err}
 	}
 	named := s.namedLayersLocked()
+	committing := s.layers.LiveCommits()
 	var adopted []string
 	var errs []error
 	for _, id := range list {
-		if s.layerIDTakenLocked(id) {
+		if s.layerIDTakenLocked(id) || committing[id] {
 			continue
 		}
 		parentHint, isNamed := named[id]

@@ -2,9 +2,12 @@ package store
 
 // Locking: StageLayer takes layers.lock (write) and containers.lock (read)
 // briefly to plan, extracts with no store lock held, and Commit flushes
-// the staged tree with no store lock held, then takes layers.lock for
-// writing to commit, then fsyncs the records' directory after releasing
-// it (see "The commit protocol" in layers.go). LockLayerFetch takes a per-layer lock
+// the staged tree with no store lock held, takes the layer's commit
+// marker lock (layer.Store.LockCommit, before any store lock), checks
+// under layers.lock read, puts the layer in place and flushes with no
+// store lock, renames the records under layers.lock write, and fsyncs the
+// records' directory after releasing it (see "The commit protocol" in
+// layers.go). LockLayerFetch takes a per-layer lock
 // file R/<drv>-layers/pull-locks/<id>.lock that is not part of the store's
 // lock order: hold it only while staging and committing that one layer, and
 // take the store locks inside it, never the other way round. Its release
@@ -18,8 +21,11 @@ import (
 	"os"
 	"path/filepath"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/stowage/stowage/archive"
 	"github.com/stowage/stowage/driver"
+	"github.com/stowage/stowage/internal/fsx"
 	"github.com/stowage/stowage/internal/idmap"
 	"github.com/stowage/stowage/internal/table"
 	"github.com/stowage/stowage/layer"
@@ -117,14 +123,15 @@ func (sl *StagedLayer) Discard() error {
 // Commit flushes the staged tree as the driver's sync mode says (with no
 // lock held; a syncfs that started after the tree was written and has
 // completed counts), then makes it the layer opts.ID (or the random ID
-// picked at staging) on parent ("" for a base layer), under a short write
-// lock on the layer store. parent must be the staging parent unless
-// StagesWithoutParent; an ID taken meanwhile is ErrDuplicateID (the staged
-// tree is kept, so the caller may Discard). After an error other than
-// ErrDuplicateID the staged layer is discarded. The layer is durable when
-// Commit returns nil; its record's last flush runs after the lock is
-// released (see "The commit protocol" in layers.go), and if that fails
-// the layer exists but Commit reports the error.
+// picked at staging) on parent ("" for a base layer), following "The
+// commit protocol" in layers.go: layers.lock is held only to check and to
+// rename the (already flushed) new layers.json into place. parent must be
+// the staging parent unless StagesWithoutParent; an ID taken meanwhile is
+// ErrDuplicateID (the staged tree is kept, so the caller may Discard).
+// After an error other than ErrDuplicateID the staged layer is discarded.
+// The layer is durable when Commit returns nil; if the last flush (the
+// records' directory, after the lock is released) fails, the layer exists
+// but Commit reports the error.
 func (sl *StagedLayer) Commit(ctx context.Context, parent string) (*layer.Layer, error) {
 	if sl.done {
 		return nil, errors.New("commit staged layer: already committed or discarded")
@@ -135,46 +142,257 @@ func (sl *StagedLayer) Commit(ctx context.Context, parent string) (*layer.Layer,
 		}
 		sl.staged.Flush = nil
 	}
-	s := sl.s
-	unlock, err := s.lockStores(ctx, lockSpec{layers: modeWrite})
+	marker, err := sl.s.layers.LockCommit(ctx, sl.plan.id)
 	if err != nil {
 		return nil, err
 	}
-	rec, finish, err := sl.commitLocked(ctx, parent)
-	unlock()
+	rec, finish, err := sl.commitMarked(ctx, parent)
 	if err != nil {
+		if errors.Is(err, errPlacedLeft) {
+			_ = marker.Release() // the next writer removes what is left
+		} else {
+			_ = marker.Remove()
+		}
 		return nil, err
 	}
 	// Commit point passed: the layer is visible; only cleanup is left.
 	_ = sl.tsDir.Cleanup() // only an empty temp dir remains; recovery reclaims it
-	if err := finish(); err != nil {
+	err = finish()
+	_ = marker.Remove() // the record is complete: a marker left is only removed
+	if err != nil {
 		return nil, fmt.Errorf("layer %s: %w", rec.ID, err)
 	}
 	return rec, nil
 }
 
-// commitLocked is Commit with the lock held: it returns a snapshot of the
-// new layer and the records' directory fsync to run after unlocking.
+// errPlacedLeft marks a failed commit that could not remove the layer's
+// files it had put in place: its marker must stay for recovery.
+var errPlacedLeft = errors.New("layer files left for recovery")
+
+// prepareAttempts bounds how often a commit prepares layers.json again
+// when another writer saved it between the prepare and the write lock,
+// before it saves under the lock instead.
+const prepareAttempts = 4
+
+// commitMarked is Commit with the layer's commit marker held (steps 1-5
+// of "The commit protocol"). It returns a snapshot of the new layer and
+// the records' directory fsync to run after the lock is released.
 //
-// Locking: layers held for writing; finish needs no lock.
-func (sl *StagedLayer) commitLocked(ctx context.Context, parent string) (_ *layer.Layer, finish func() error, _ error) {
+// Locking: takes layers.lock (read, then write); finish needs no lock.
+func (sl *StagedLayer) commitMarked(ctx context.Context, parent string) (_ *layer.Layer, finish func() error, _ error) {
 	s := sl.s
-	if err := sl.reparentLocked(parent); err != nil {
-		return nil, nil, errors.Join(err, sl.Discard())
-	}
-	if s.layerIDTakenLocked(sl.plan.id) {
-		return nil, nil, fmt.Errorf("layer %s: %w", sl.plan.id, ErrDuplicateID)
-	}
-	if err := s.layers.CheckNew(sl.plan.id, sl.opts.Names); err != nil {
-		return nil, nil, errors.Join(mapTableErr(err), sl.Discard())
-	}
-	rec, finish, err := s.commitStagedLocked(ctx, sl.plan, sl.opts, sl.staged, sl.tsPath)
+	loc := layerLocation(sl.opts, false)
+	// Step 1: check and prepare under the read lock.
+	var rec *layer.Layer
+	var prep *table.Prepared[layer.Layer]
+	err := s.withLayersLock(ctx, modeRead, func() error {
+		if err := sl.reparentLocked(parent); err != nil {
+			return errors.Join(err, sl.Discard())
+		}
+		if err := sl.checkLocked(); err != nil {
+			return err
+		}
+		rec = newLayerRecord(sl.plan, sl.opts)
+		delete(rec.Flags, layer.IncompleteFlag)
+		if len(rec.Flags) == 0 {
+			rec.Flags = nil
+		}
+		applyResult(rec, sl.staged.Result, sl.opts)
+		var err error
+		prep, _, err = s.layers.PrepareAdd(rec, loc)
+		return err
+	})
 	if err != nil {
-		return nil, nil, errors.Join(err, sl.Discard())
+		return nil, nil, err
 	}
-	sl.done = true
-	c := layer.Copy(rec)
-	return &c, finish, nil
+	// Steps 2-3: the files in place and flushed, with layers.json's new
+	// content, all with no store lock held.
+	if err := sl.place(ctx, rec, prep); err != nil {
+		return nil, nil, err
+	}
+	// Step 4: under the write lock, the rename of layers.json.
+	for attempt := 1; ; attempt++ {
+		var snap layer.Layer
+		retry := false
+		err := s.withLayersLock(ctx, modeWrite, func() error {
+			if err := sl.checkLocked(); err != nil {
+				return sl.removePlacedLocked(ctx, rec.ID, err)
+			}
+			if err := s.checkPlacedLocked(rec.ID); err != nil {
+				return sl.removePlacedLocked(ctx, rec.ID, err)
+			}
+			if prep != nil {
+				f, ok, err := s.layers.CommitPrepared(ctx, prep, rec)
+				if err != nil {
+					return sl.removePlacedLocked(ctx, rec.ID, err)
+				}
+				if ok {
+					finish, snap = f, layer.Copy(rec)
+					return nil
+				}
+				prep.Abort()
+				if attempt < prepareAttempts {
+					prep, retry = nil, true
+					return nil
+				}
+			}
+			if err := s.layers.Add(rec, loc); err != nil {
+				return sl.removePlacedLocked(ctx, rec.ID, mapTableErr(err))
+			}
+			f, err := s.layers.SaveWith(ctx, table.SaveOptions{DeferSyncDir: true})
+			if err != nil {
+				return sl.removePlacedLocked(ctx, rec.ID, err)
+			}
+			finish, snap = f, layer.Copy(rec)
+			return nil
+		})
+		if err != nil {
+			return nil, nil, err
+		}
+		if !retry {
+			sl.done = true
+			return &snap, finish, nil
+		}
+		// Another writer saved meanwhile: prepare again from its records.
+		err = s.withLayersLock(ctx, modeRead, func() error {
+			if err := sl.checkLocked(); err != nil {
+				return err
+			}
+			var err error
+			prep, _, err = s.layers.PrepareAdd(rec, loc)
+			return err
+		})
+		if err == nil && prep != nil {
+			err = prep.Write()
+		}
+		if err != nil {
+			return nil, nil, sl.removePlaced(ctx, rec.ID, err)
+		}
+	}
+}
+
+// withLayersLock runs fn with layers.lock held in mode.
+func (s *Store) withLayersLock(ctx context.Context, mode lockMode, fn func() error) error {
+	unlock, err := s.lockStores(ctx, lockSpec{layers: mode})
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	return fn()
+}
+
+// checkLocked re-checks what staging and the commit assumed: the ID and
+// names are free and the parent exists with the maps the layer was
+// staged with. A taken ID is ErrDuplicateID with the staged tree kept;
+// after other errors the staged layer is discarded.
+//
+// Locking: layers held (R or W).
+func (sl *StagedLayer) checkLocked() error {
+	s, p := sl.s, sl.plan
+	if p.parent != nil {
+		cur, _, ok := s.lookupLayerLocked(p.parent.ID)
+		if !ok {
+			return errors.Join(fmt.Errorf("layer %s: %w", p.parent.ID, ErrParentUnknown), sl.Discard())
+		}
+		if !idmap.Equal(cur.UIDMap, p.parent.UIDMap) || !idmap.Equal(cur.GIDMap, p.parent.GIDMap) {
+			return errors.Join(fmt.Errorf("parent layer %s changed its ID mappings during extraction; retry", p.parent.ID), sl.Discard())
+		}
+	}
+	if s.layerIDTakenLocked(p.id) {
+		return fmt.Errorf("layer %s: %w", p.id, ErrDuplicateID)
+	}
+	if err := s.layers.CheckNew(p.id, sl.opts.Names); err != nil {
+		return errors.Join(mapTableErr(err), sl.Discard())
+	}
+	return nil
+}
+
+// checkPlacedLocked makes sure the files a commit put in place with no
+// lock held are still there (a tool that knows no commit markers, such as
+// containers-storage's gc, may have taken them for garbage).
+//
+// Locking: layers held for writing.
+func (s *Store) checkPlacedLocked(id string) error {
+	if !s.graphDriver().Exists(id) {
+		return fmt.Errorf("layer %s: its directory was removed during the commit", id)
+	}
+	if _, err := os.Lstat(s.layers.TarSplitPath(id)); err != nil {
+		return fmt.Errorf("layer %s: its tar-split was removed during the commit: %w", id, err)
+	}
+	return nil
+}
+
+// place puts the staged tree and tar-split in place as layer rec.ID
+// (steps 2-3 of "The commit protocol") and flushes what that changed
+// concurrently with writing prep (if any). On error nothing of the layer
+// is left in place, or the error is errPlacedLeft.
+//
+// Locking: none held; the caller holds the layer's commit marker.
+func (sl *StagedLayer) place(ctx context.Context, rec *layer.Layer, prep *table.Prepared[layer.Layer]) error {
+	s := sl.s
+	flushLayer, err := s.placeDriverLayer(ctx, rec, sl.staged, sl.plan.create)
+	if err != nil {
+		return errors.Join(fmt.Errorf("committing layer %s: %w", rec.ID, err), sl.Discard())
+	}
+	tsFinal := s.layers.TarSplitPath(rec.ID)
+	if err := os.Rename(sl.tsPath, tsFinal); err != nil {
+		return sl.removePlaced(ctx, rec.ID, err)
+	}
+	if testHookCommitted != nil {
+		testHookCommitted()
+	}
+	var g errgroup.Group
+	if flushLayer != nil {
+		g.Go(func() error { return flushLayer(ctx) }) // owner: g.Wait below
+	}
+	g.Go(func() error { return fsx.SyncDir(filepath.Dir(tsFinal)) }) // owner: g.Wait below
+	if prep != nil {
+		g.Go(prep.Write) // owner: g.Wait below
+	}
+	if err := g.Wait(); err != nil {
+		if prep != nil {
+			prep.Abort()
+		}
+		return sl.removePlaced(ctx, rec.ID, err)
+	}
+	return nil
+}
+
+// removePlaced removes the layer files a failed commit put in place,
+// under the write lock, and returns cause (with errPlacedLeft if that
+// failed too); the staged layer is done.
+//
+// Locking: takes layers.lock for writing.
+func (sl *StagedLayer) removePlaced(ctx context.Context, id string, cause error) error {
+	ctx = context.WithoutCancel(ctx)
+	err := sl.s.withLayersLock(ctx, modeWrite, func() error { return sl.removePlacedLocked(ctx, id, cause) })
+	if errors.Is(err, errPlacedLeft) {
+		return err
+	}
+	return errors.Join(cause, err)
+}
+
+// removePlacedLocked is removePlaced with the lock held: it returns cause,
+// joined with errPlacedLeft and the removal's error if that failed.
+//
+// Locking: layers held for writing.
+func (sl *StagedLayer) removePlacedLocked(ctx context.Context, id string, cause error) error {
+	ctx = context.WithoutCancel(ctx)
+	_ = sl.Discard() // the staging dirs: only empty ones are left
+	if sl.s.layerIDTakenLocked(id) {
+		return cause // someone else's layer by that ID: not ours to remove
+	}
+	errs := []error{cause}
+	if err := sl.s.graphDriver().Remove(ctx, id); err != nil {
+		errs = append(errs, err)
+	}
+	if err := sl.s.layers.RemoveFiles(id); err != nil {
+		errs = append(errs, err)
+	}
+	if len(errs) > 1 {
+		errs = append(errs, errPlacedLeft)
+	}
+	return errors.Join(errs...)
 }
 
 // reparentLocked points the plan at parent, checking what staging assumed.

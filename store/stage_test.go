@@ -288,7 +288,7 @@ func TestStageLayerFlushesAtCommit(t *testing.T) {
 			}
 			evs := get()
 			data := indexOf(evs, false, stagedFile)
-			rec := indexOf(evs, false, func(e syncEvent) bool { return isTemp(e, "layers.json") })
+			rec := indexOf(evs, false, isLayerRecords)
 			if data < 0 || rec < 0 || data > rec {
 				t.Fatalf("staged file flushed at %d, first layer record at %d: %v", data, rec, evs)
 			}

@@ -71,6 +71,23 @@ func PrepareAtomicWrite(path string, data []byte, mode os.FileMode, noSync bool)
 	return &PendingWrite{path: path, tmp: tmp.Name(), mtime: mtime}, nil
 }
 
+// PrepareAtomicWriteAs is PrepareAtomicWrite with the temp file at tmp
+// (created or truncated; same file system as path, any directory), for a
+// writer that owns a fixed name there (the layer store's prepared
+// records, see table.Prepared). On error tmp is removed.
+func PrepareAtomicWriteAs(tmp, path string, data []byte, mode os.FileMode, noSync bool) (*PendingWrite, error) {
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("atomic write of %s: %w", path, err)
+	}
+	mtime, err := writeTemp(f, data, mode, AtomicOptions{NoSync: noSync})
+	if err != nil {
+		_ = os.Remove(tmp)
+		return nil, fmt.Errorf("atomic write of %s: %w", path, err)
+	}
+	return &PendingWrite{path: path, tmp: tmp, mtime: mtime}, nil
+}
+
 // Rename moves the temp file over the target; on error the temp file is
 // removed and the target is untouched. The rename is durable only once
 // the directory (Dir) is fsynced.

@@ -75,6 +75,9 @@ type Table[R any] struct {
 	seen       lockfile.LastWrite
 	mtimes     []time.Time
 	writeDepth int // >0 while this process holds the write lock through LockWrite
+	// gen counts loads and in-memory changes: a Prepared file is current
+	// while gen has not moved since it was encoded.
+	gen uint64
 }
 
 // New opens the lock files (creating them for read-write tables) and returns
@@ -104,6 +107,7 @@ func New[R any](opts Options[R]) (*Table[R], error) {
 }
 
 func (t *Table[R]) reset() {
+	t.gen++
 	t.recs = nil
 	t.loc = map[string]int{}
 	t.byID = map[string]*R{}
@@ -455,6 +459,7 @@ func (t *Table[R]) Add(r *R, loc int) error {
 		t.byName[n] = r
 	}
 	t.dirty[loc] = true
+	t.gen++
 	return nil
 }
 
@@ -509,6 +514,7 @@ func (t *Table[R]) Remove(id string) {
 	t.recs = slices.DeleteFunc(t.recs, func(x *R) bool { return x == r })
 	t.unindexNames(r)
 	t.dirty[t.loc[id]] = true
+	t.gen++
 	delete(t.byID, id)
 	delete(t.loc, id)
 }
@@ -520,6 +526,7 @@ func (t *Table[R]) Touch(id string) {
 	t.lock.AssertWriter()
 	if loc, ok := t.loc[id]; ok {
 		t.dirty[loc] = true
+		t.gen++
 	}
 }
 
@@ -531,6 +538,7 @@ func (t *Table[R]) TouchAll() {
 	for i := range t.opts.Locations {
 		t.dirty[i] = true
 	}
+	t.gen++
 }
 
 // SetNames replaces a record's names, stealing each name from any other
@@ -559,6 +567,7 @@ func (t *Table[R]) SetNames(id string, names []string) ([]string, error) {
 		t.byName[n] = r
 	}
 	t.dirty[t.loc[id]] = true
+	t.gen++
 	return losers, nil
 }
 
