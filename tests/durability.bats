@@ -69,8 +69,9 @@ publish_dir() {
 	[ "$parent" -lt "$record" ]
 	[ "$tsplit" -lt "$record" ]
 	[ "$record" -lt "$recsync" ]
-	# the record's temp file was flushed before its rename
-	tmp=$(line_of "$st" "fdatasync\([0-9]+<$TESTDIR/root/${STORAGE_DRIVER}-layers/\.tmp-layers\.json" last)
+	# the record's file, prepared in tmp/ by the commit, was flushed
+	# before its rename
+	tmp=$(line_of "$st" "fdatasync\([0-9]+<$TESTDIR/root/${STORAGE_DRIVER}-layers/tmp/layers-$id\.json" last)
 	[ "$tmp" -lt "$record" ]
 }
 
@@ -84,7 +85,7 @@ publish_dir() {
 	trace "$TESTDIR/none" --storage-opt "$STORAGE_DRIVER.sync=none" import-layer -f "$TESTDIR/l.tar"
 	! grep -qE '(fdatasync|syncfs)\([0-9]+<[^>]*/tempdirs/' "$TESTDIR/none"
 	# the records are flushed in every mode
-	grep -qE "fdatasync\([0-9]+<[^>]*/\.tmp-layers\.json" "$TESTDIR/none"
+	grep -qE "fdatasync\([0-9]+<[^>]*-layers/tmp/layers-[0-9a-f]+\.json" "$TESTDIR/none"
 	run -0 storage --debug=false layers
 	[ "${#lines[@]}" -eq 2 ]
 }
