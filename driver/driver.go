@@ -113,7 +113,8 @@ type Driver interface {
 	// StageDiff prepares a staged tree for a new layer on parent and
 	// extracts blob into it. It runs WITHOUT store locks.
 	StageDiff(ctx context.Context, parent string, blob io.Reader, opts ApplyOptions, create CreateOptions) (*Staged, error)
-	// CommitStaged makes s the layer id. Locking: layers.lock held for writing.
+	// CommitStaged makes s the layer id. Locking: layers.lock held for
+	// writing, or (see DeferredCommitter) the layer's commit marker.
 	CommitStaged(ctx context.Context, id, parent string, s *Staged, opts CreateOptions) error
 	// ApplyDiff extracts blob into the existing layer id in place.
 	ApplyDiff(ctx context.Context, id, parent string, blob io.Reader, opts ApplyOptions) (archive.UnpackResult, error)
@@ -152,8 +153,11 @@ type TempDirRecoverer interface {
 // concurrently with other flushes so that they share the file system's
 // journal commit. If flush fails the caller removes the layer.
 //
-// Locking: layers.lock held for writing (by the store) for the call;
-// flush needs no lock but must finish before the record is made durable.
+// Locking: the store holds the layer's commit marker (nobody else creates
+// or removes a layer of that ID meanwhile) and no store lock: the driver
+// must not depend on layers.lock here, nor on other layers than parent
+// staying unchanged. flush needs no lock but must finish before the
+// record is made durable.
 type DeferredCommitter interface {
 	CommitStagedDeferSync(ctx context.Context, id, parent string, s *Staged, opts CreateOptions) (flush func(context.Context) error, err error)
 }

@@ -101,7 +101,8 @@ func (d *Driver) StageDiff(ctx context.Context, parent string, blob io.Reader, o
 // CreateOptions (ReadWrite picks the home that holds the staging dir). On
 // error nothing of id remains.
 //
-// Locking: layers.lock held for writing (by the store).
+// Locking: the store holds layers.lock for writing, or the layer's
+// commit marker (layer.Store.LockCommit) and no store lock.
 func (d *Driver) CommitStaged(ctx context.Context, id, parent string, s *driver.Staged, opts driver.CreateOptions) error {
 	flush, err := d.CommitStagedDeferSync(ctx, id, parent, s, opts)
 	if err == nil && flush != nil {
@@ -126,7 +127,8 @@ func (d *Driver) CommitStaged(ctx context.Context, id, parent string, s *driver.
 // themselves. flush is nil for a volatile layer. On error nothing of id
 // remains; if flush fails the caller removes the layer.
 //
-// Locking: layers.lock held for writing (by the store); flush needs none.
+// Locking: the store holds the layer's commit marker (layer.Store.LockCommit)
+// and no store lock, or layers.lock for writing; flush needs none.
 func (d *Driver) CommitStagedDeferSync(ctx context.Context, id, parent string, s *driver.Staged, opts driver.CreateOptions) (func(context.Context) error, error) {
 	if err := checkID(id); err != nil {
 		return nil, err

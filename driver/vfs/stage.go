@@ -54,7 +54,8 @@ func (d *Driver) StageDiff(ctx context.Context, parent string, blob io.Reader, o
 // hold the staging dir: rename does not cross file systems). parent is
 // unused: the staged tree already is the parent's copy with the diff applied.
 //
-// Locking: layers.lock held for writing (by the store).
+// Locking: the store holds layers.lock for writing, or the layer's
+// commit marker (layer.Store.LockCommit) and no store lock.
 func (d *Driver) CommitStaged(ctx context.Context, id, parent string, s *driver.Staged, opts driver.CreateOptions) error {
 	flush, err := d.CommitStagedDeferSync(ctx, id, parent, s, opts)
 	if err == nil && flush != nil {
@@ -67,7 +68,8 @@ func (d *Driver) CommitStaged(ctx context.Context, id, parent string, s *driver.
 // as flush instead of running it (driver.DeferredCommitter); flush is nil
 // for a volatile layer, whose directory entry need not survive a crash.
 //
-// Locking: layers.lock held for writing (by the store); flush needs none.
+// Locking: the store holds the layer's commit marker (layer.Store.LockCommit)
+// and no store lock, or layers.lock for writing; flush needs none.
 func (d *Driver) CommitStagedDeferSync(ctx context.Context, id, parent string, s *driver.Staged, opts driver.CreateOptions) (func(context.Context) error, error) {
 	if err := checkID(id); err != nil {
 		return nil, err
