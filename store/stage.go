@@ -213,8 +213,9 @@ func (sl *StagedLayer) commitMarked(ctx context.Context, parent string) (_ *laye
 	// Step 4: under the write lock, the rename of layers.json.
 	for attempt := 1; ; attempt++ {
 		var snap layer.Layer
-		retry := false
+		retry, locked := false, false
 		err := s.withLayersLock(ctx, modeWrite, func() error {
+			locked = true
 			if err := sl.checkLocked(); err != nil {
 				return sl.removePlacedLocked(ctx, rec.ID, err)
 			}
@@ -246,6 +247,12 @@ func (sl *StagedLayer) commitMarked(ctx context.Context, parent string) (_ *laye
 			finish, snap = f, layer.Copy(rec)
 			return nil
 		})
+		if err != nil && !locked {
+			// The lock was not taken (ctx ended): the marker stays for
+			// the next writer to remove the layer's files.
+			_ = sl.Discard() // only empty staging dirs are left
+			return nil, nil, errors.Join(err, errPlacedLeft)
+		}
 		if err != nil {
 			return nil, nil, err
 		}
