@@ -69,9 +69,10 @@ type layerPlan struct {
 }
 
 // planLayerLocked resolves the parent, picks the ID and the ID mappings,
-// and checks ID and names for conflicts.
+// and checks ID and names for conflicts. It changes nothing: StageLayer
+// plans under read locks (its Commit checks again under the write lock).
 //
-// Locking: layer stores held for writing; containers held.
+// Locking: layer stores held (R or W); containers held.
 func (s *Store) planLayerLocked(opts LayerOptions) (*layerPlan, error) {
 	p := &layerPlan{id: opts.ID}
 	if opts.Parent != "" {

@@ -419,7 +419,7 @@ func (s *Store) lockStores(ctx context.Context, spec lockSpec) (func(), error) {
 			return nil, err
 		}
 	}
-	if spec.layers == modeWrite {
+	if spec.layers != modeNone {
 		// Layer planning asks whether the driver shifts IDs; the first
 		// ask probes the kernel (overlay: a test mount, tens of
 		// milliseconds, then cached in the run root). Probe before the

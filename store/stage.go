@@ -1,6 +1,6 @@
 package store
 
-// Locking: StageLayer takes layers.lock (write) and containers.lock (read)
+// Locking: StageLayer takes layers.lock and containers.lock (read)
 // briefly to plan, extracts with no store lock held, and Commit flushes
 // the staged tree with no store lock held, takes the layer's commit
 // marker lock (layer.Store.LockCommit, before any store lock), checks
@@ -79,7 +79,7 @@ func (s *Store) StageLayer(ctx context.Context, blob io.Reader, opts LayerOption
 	if blob == nil {
 		return nil, errors.New("stage layer: no diff")
 	}
-	unlock, err := s.lockStores(ctx, lockSpec{layers: modeWrite, containers: modeRead})
+	unlock, err := s.lockStores(ctx, lockSpec{layers: modeRead, containers: modeRead})
 	if err != nil {
 		return nil, err
 	}
