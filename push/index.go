@@ -3,18 +3,13 @@ package push
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/layout"
-	"github.com/google/go-containerregistry/pkg/v1/match"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
@@ -242,27 +237,13 @@ func WriteIndex(ctx context.Context, ii v1.ImageIndex, images []*Image, dest Des
 }
 
 func writeLayoutIndex(ctx context.Context, ii v1.ImageIndex, dest Destination) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	p, err := layout.FromPath(dest.Path)
-	if err != nil {
-		if _, serr := os.Stat(filepath.Join(dest.Path, "index.json")); !errors.Is(serr, os.ErrNotExist) {
-			return err
-		}
-		if p, err = layout.Write(dest.Path, empty.Index); err != nil {
-			return err
-		}
-	}
 	h, err := ii.Digest()
 	if err != nil {
 		return err
 	}
-	matcher := match.Digests(h)
-	var lopts []layout.Option
-	if dest.Ref != "" {
-		matcher = match.Annotation(refNameAnnotation, dest.Ref)
-		lopts = append(lopts, layout.WithAnnotations(map[string]string{refNameAnnotation: dest.Ref}))
+	p, m, lopts, err := layoutTarget(ctx, dest, h)
+	if err != nil {
+		return err
 	}
-	return p.ReplaceIndex(ii, matcher, lopts...)
+	return p.ReplaceIndex(ii, m, lopts...)
 }

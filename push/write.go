@@ -93,29 +93,39 @@ func Write(ctx context.Context, img v1.Image, dest Destination, opts Options) er
 }
 
 func writeLayout(ctx context.Context, img v1.Image, dest Destination) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	p, err := layout.FromPath(dest.Path)
-	if err != nil {
-		if _, serr := os.Stat(filepath.Join(dest.Path, "index.json")); !errors.Is(serr, os.ErrNotExist) {
-			return err // there is a layout, and it does not read
-		}
-		if p, err = layout.Write(dest.Path, empty.Index); err != nil {
-			return err
-		}
-	}
 	h, err := img.Digest()
 	if err != nil {
 		return err
 	}
-	matcher := match.Digests(h)
-	var lopts []layout.Option
-	if dest.Ref != "" {
-		matcher = match.Annotation(refNameAnnotation, dest.Ref)
-		lopts = append(lopts, layout.WithAnnotations(map[string]string{refNameAnnotation: dest.Ref}))
+	p, m, lopts, err := layoutTarget(ctx, dest, h)
+	if err != nil {
+		return err
 	}
-	return p.ReplaceImage(img, matcher, lopts...)
+	return p.ReplaceImage(img, m, lopts...)
+}
+
+// layoutTarget opens dest's OCI layout (creating an empty one where there
+// is none) and says which entry an object of digest h replaces: the one
+// with dest's ref name when it has one (which the new entry gets), else
+// the one of that digest.
+func layoutTarget(ctx context.Context, dest Destination, h v1.Hash) (layout.Path, match.Matcher, []layout.Option, error) {
+	if err := ctx.Err(); err != nil {
+		return "", nil, nil, err
+	}
+	p, err := layout.FromPath(dest.Path)
+	if err != nil {
+		if _, serr := os.Stat(filepath.Join(dest.Path, "index.json")); !errors.Is(serr, os.ErrNotExist) {
+			return "", nil, nil, err // there is a layout, and it does not read
+		}
+		if p, err = layout.Write(dest.Path, empty.Index); err != nil {
+			return "", nil, nil, err
+		}
+	}
+	if dest.Ref == "" {
+		return p, match.Digests(h), nil, nil
+	}
+	return p, match.Annotation(refNameAnnotation, dest.Ref),
+		[]layout.Option{layout.WithAnnotations(map[string]string{refNameAnnotation: dest.Ref})}, nil
 }
 
 // writeFileAtomic writes path through fn under a temporary name in the same
