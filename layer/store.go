@@ -49,10 +49,6 @@ type Options struct {
 	// incomplete layer found at load (driver dir, tar-split, big data);
 	// called with the write lock held.
 	RemoveLayer func(ctx context.Context, id string) error
-	// Recover (optional) removes stale temp dirs; run on every load of a
-	// read-write store. Its errors do not fail the load: recovery is
-	// retried at the next load.
-	Recover func() error
 }
 
 // Store is one layer store (the primary read-write one or a read-only
@@ -156,9 +152,6 @@ func (s *Store) RemoveStaleTemps(ctx context.Context) (int, error) {
 }
 
 func (s *Store) loaded(recs []*Layer) error {
-	if !s.opts.ReadOnly && s.opts.Recover != nil {
-		_ = s.opts.Recover() // best effort; retried at the next load
-	}
 	s.markers = nil
 	if !s.opts.ReadOnly {
 		s.markers, _ = s.listMarkers()

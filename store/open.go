@@ -67,6 +67,9 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if err := s.removeStaleTemps(ctx); err != nil {
 		return nil, err
 	}
+	// Staging dirs of dead processes: each is guarded by its own instance
+	// lock, so no store lock is needed (or held) to remove them.
+	_ = s.recoverStale() // best effort; the next Open or gc retries
 	return s, nil
 }
 
@@ -287,7 +290,6 @@ func (s *Store) openTables() error {
 		RemoveLayer: func(ctx context.Context, id string) error {
 			return s.graphDriver().Remove(ctx, id)
 		},
-		Recover: s.recoverStale,
 	}
 	if s.opts.ImageStore != "" {
 		lopts.ImageStoreDir = filepath.Join(s.opts.ImageStore, d+"-layers")
