@@ -208,6 +208,12 @@ func (s *Store) SetNames(id string, names []string) error {
 // Save writes images.json. Locking: images.lock held for writing.
 func (s *Store) Save(ctx context.Context) error { return s.t.Save(ctx) }
 
+// SaveWith is Save tuned by opts (see table.Table.SaveWith).
+// Locking: images.lock held for writing; finish needs no lock.
+func (s *Store) SaveWith(ctx context.Context, opts table.SaveOptions) (finish func() error, err error) {
+	return s.t.SaveWith(ctx, opts)
+}
+
 // DataDir returns <dir>/<id>, the image's big-data directory.
 func (s *Store) DataDir(id string) string { return filepath.Join(s.opts.Dir, id) }
 

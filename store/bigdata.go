@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/opencontainers/go-digest"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/stowage/stowage/image"
 	"github.com/stowage/stowage/internal/fsx"
@@ -31,6 +32,52 @@ func writeBigDataFile(path string, data []byte) error {
 	}
 	_, err := fsx.AtomicWriteFile(path, data, 0o600, fsx.AtomicOptions{SyncDir: true})
 	return err
+}
+
+// bigDataFile is one item writeBigDataFiles writes.
+type bigDataFile struct {
+	path string
+	data []byte
+}
+
+// writeBigDataFiles writes several items of one record into dir (0700),
+// each atomically (0600) as writeBigDataFile does, but with one fsync of
+// dir: the temp files are written and fdatasynced concurrently, renamed in
+// order, then dir is fsynced. On error the temp files not yet renamed are
+// removed; files already renamed stay (the caller removes dir).
+func writeBigDataFiles(ctx context.Context, dir string, files []bigDataFile) error {
+	if err := fsx.MkdirAllDurable(dir, 0o700); err != nil {
+		return err
+	}
+	if _, err := fsx.RemoveStaleTemps(dir, ""); err != nil {
+		return err
+	}
+	pend := make([]*fsx.PendingWrite, len(files))
+	var g errgroup.Group
+	for i, f := range files {
+		g.Go(func() error { // owner: g.Wait below
+			p, err := fsx.PrepareAtomicWrite(f.path, f.data, 0o600, false)
+			pend[i] = p
+			return err
+		})
+	}
+	err := g.Wait()
+	if err == nil {
+		err = ctx.Err()
+	}
+	for _, p := range pend {
+		switch {
+		case p == nil:
+		case err != nil:
+			p.Abort()
+		default:
+			err = p.Rename() // on error the rest are aborted
+		}
+	}
+	if err != nil {
+		return err
+	}
+	return fsx.SyncDir(dir)
 }
 
 // writeImageBigDataLocked writes an image item and records its size and

@@ -92,14 +92,22 @@ func (s *Store) CreateImage(ctx context.Context, opts ImageOptions) (*image.Imag
 			rec.Metadata = pulled.Metadata
 		}
 	}
+	files, err := s.newImageBigDataLocked(rec, pulledFrom, pulled, opts.BigData)
+	if err != nil {
+		return nil, err
+	}
 	if err := s.images.Add(rec); err != nil {
 		return nil, mapTableErr(err)
 	}
-	if err := s.images.Save(ctx); err != nil {
-		s.images.Remove(id)
-		return nil, err
+	// One durable save: the big-data files are written and flushed (their
+	// directory too) while images.json's temp file is, and images.json is
+	// renamed only once they are, so the record never names a missing item.
+	var flush func(context.Context) error
+	if len(files) > 0 {
+		dir := s.images.DataDir(id)
+		flush = func(ctx context.Context) error { return writeBigDataFiles(ctx, dir, files) }
 	}
-	if err := s.fillNewImageLocked(ctx, rec, pulledFrom, pulled, opts.BigData); err != nil {
+	if _, err := s.images.SaveWith(ctx, table.SaveOptions{Flush: flush}); err != nil {
 		s.images.Remove(id)
 		errs := []error{err, s.images.Save(context.WithoutCancel(ctx)), os.RemoveAll(s.images.DataDir(id))}
 		return nil, errors.Join(errs...)
@@ -108,23 +116,50 @@ func (s *Store) CreateImage(ctx context.Context, opts ImageOptions) (*image.Imag
 	return &c, nil
 }
 
-// fillNewImageLocked copies a pulled-up image's big data (pulled, a
-// record of the read-only store from; nil if none) and writes the
-// caller's items.
+// newImageBigDataLocked records in rec (not yet added) a pulled-up
+// image's big data (pulled, a record of the read-only store from; nil if
+// none) followed by the caller's items, and returns the files to write,
+// one per key (a later item with the same key wins).
 //
 // Locking: images held for writing.
-func (s *Store) fillNewImageLocked(ctx context.Context, rec *image.Image, from *image.Store, pulled *image.Image, items []BigDataItem) error {
+func (s *Store) newImageBigDataLocked(rec *image.Image, from *image.Store, pulled *image.Image, items []BigDataItem) ([]bigDataFile, error) {
+	var all []BigDataItem
 	if pulled != nil {
-		if err := s.copyImageBigDataLocked(ctx, from, pulled, rec); err != nil {
-			return err
+		for _, key := range pulled.BigDataNames {
+			data, err := readImageBigData(from, pulled, key)
+			if err != nil {
+				return nil, err
+			}
+			all = append(all, BigDataItem{Key: key, Data: data, Digest: pulled.BigDataDigests[key]})
 		}
 	}
-	for _, it := range items {
-		if err := s.writeImageBigDataLocked(ctx, s.images, rec, it.Key, it.Data, it.Digest, nil); err != nil {
-			return err
+	all = append(all, items...)
+	var files []bigDataFile
+	at := map[string]int{}
+	for _, it := range all {
+		if it.Key == "" {
+			return nil, fmt.Errorf("can't set empty name for image big data item: %w", ErrInvalidBigDataName)
 		}
+		path, err := s.images.BigDataPath(rec.ID, it.Key)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", it.Key, ErrInvalidBigDataName)
+		}
+		d := it.Digest
+		if d == "" {
+			d = digest.Canonical.FromBytes(it.Data)
+		}
+		if err := d.Validate(); err != nil {
+			return nil, fmt.Errorf("digest of %q: %w", it.Key, err)
+		}
+		recordBigData(&rec.BigDataNames, &rec.BigDataSizes, &rec.BigDataDigests, it.Key, int64(len(it.Data)), d)
+		if k, ok := at[path]; ok {
+			files[k].data = it.Data
+			continue
+		}
+		at[path] = len(files)
+		files = append(files, bigDataFile{path: path, data: it.Data})
 	}
-	return nil
+	return files, nil
 }
 
 // lookupRWImageLocked resolves nameOrID in the read-write image stores

@@ -1,0 +1,154 @@
+package store
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/opencontainers/go-digest"
+
+	"github.com/stowage/stowage/internal/fsx"
+)
+
+// TestCreateImageOneSave: creating an image with big-data items (as a
+// pull does: manifests and the config) flushes images.json once, after
+// every item's file and the items' directory were flushed, and images.json
+// is renamed only then (at every flush of an item, images.json on disk does
+// not name the image yet). The record is what containers/storage writes
+// (sizes, digests, names in order; a repeated key keeps its last value).
+func TestCreateImageOneSave(t *testing.T) {
+	s, opts := openTest(t)
+	ctx := testCtx(t)
+	base, err := s.CreateLayer(ctx, LayerOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const id = "1111111111111111111111111111111111111111111111111111111111111111"
+	imagesDir := filepath.Join(opts.GraphRoot, "vfs-images")
+	dataDir := filepath.Join(imagesDir, id)
+	recorded := func() bool {
+		b, err := os.ReadFile(filepath.Join(imagesDir, "images.json"))
+		return err == nil && bytes.Contains(b, []byte(id))
+	}
+	type ev struct {
+		kind     fsx.SyncKind
+		path     string
+		recorded bool
+	}
+	var mu sync.Mutex
+	var evs []ev
+	t.Cleanup(fsx.SetSyncHook(func(k fsx.SyncKind, p string) {
+		r := recorded()
+		mu.Lock()
+		evs = append(evs, ev{k, p, r})
+		mu.Unlock()
+	}))
+	manifest := []byte(`{"schemaVersion":2}`)
+	md := digest.FromBytes(manifest)
+	config := []byte(`{"architecture":"amd64"}`)
+	cd := digest.FromBytes(config)
+	items := []BigDataItem{
+		{Key: "manifest-" + md.String(), Data: manifest, Digest: md},
+		{Key: "manifest", Data: []byte("old"), Digest: md},
+		{Key: "manifest", Data: manifest, Digest: md},
+		{Key: cd.String(), Data: config}, // digest computed
+	}
+	if _, err := s.CreateImage(ctx, ImageOptions{ID: id, TopLayer: base.ID, Digest: md, BigData: items}); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	got := evs
+	mu.Unlock()
+	saves, itemSyncs, dataDirSyncs := 0, 0, 0
+	for _, e := range got {
+		switch {
+		case e.kind == fsx.SyncFileData && strings.HasPrefix(filepath.Base(e.path), fsx.TempPrefix("images.json")):
+			saves++
+		case e.kind == fsx.SyncFileData && filepath.Dir(e.path) == dataDir:
+			itemSyncs++
+			if e.recorded {
+				t.Errorf("item %s flushed after images.json named the image", e.path)
+			}
+		case e.kind == fsx.SyncDirectory && e.path == dataDir:
+			dataDirSyncs++
+			if e.recorded {
+				t.Errorf("big-data dir flushed after images.json named the image")
+			}
+		}
+	}
+	if saves != 1 || itemSyncs != 3 || dataDirSyncs != 1 {
+		t.Errorf("images.json flushed %d times (want 1), items %d (want 3), their dir %d (want 1): %v", saves, itemSyncs, dataDirSyncs, got)
+	}
+	if !recorded() {
+		t.Fatal("images.json does not name the image")
+	}
+	var recs []struct {
+		ID             string                   `json:"id"`
+		Digest         digest.Digest            `json:"digest"`
+		BigDataNames   []string                 `json:"big-data-names"`
+		BigDataSizes   map[string]int64         `json:"big-data-sizes"`
+		BigDataDigests map[string]digest.Digest `json:"big-data-digests"`
+	}
+	b, err := os.ReadFile(filepath.Join(imagesDir, "images.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &recs); err != nil || len(recs) != 1 {
+		t.Fatalf("images.json: %v, %d records", err, len(recs))
+	}
+	r := recs[0]
+	wantNames := []string{"manifest-" + md.String(), "manifest", cd.String()}
+	if strings.Join(r.BigDataNames, ",") != strings.Join(wantNames, ",") {
+		t.Errorf("big-data-names %v, want %v", r.BigDataNames, wantNames)
+	}
+	if r.BigDataSizes["manifest"] != int64(len(manifest)) || r.BigDataDigests["manifest"] != md || r.BigDataDigests[cd.String()] != cd {
+		t.Errorf("sizes %v digests %v", r.BigDataSizes, r.BigDataDigests)
+	}
+	for key, want := range map[string][]byte{"manifest": manifest, cd.String(): config} {
+		data, err := s.ImageBigData(ctx, id, key)
+		if err != nil || !bytes.Equal(data, want) {
+			t.Errorf("item %s: %q, %v; want %q", key, data, err, want)
+		}
+	}
+	if imgs, err := s.ImagesByDigest(ctx, md); err != nil || len(imgs) != 1 {
+		t.Errorf("ImagesByDigest(%s): %d images, %v", md, len(imgs), err)
+	}
+}
+
+// TestCreateImageBigDataFails: when an item cannot be written, the image
+// is not recorded (in memory or on disk) and its data dir is gone.
+func TestCreateImageBigDataFails(t *testing.T) {
+	s, opts := openTest(t)
+	ctx := testCtx(t)
+	const id = "2222222222222222222222222222222222222222222222222222222222222222"
+	dataDir := filepath.Join(opts.GraphRoot, "vfs-images", id)
+	// A file where the data dir goes: the items cannot be written.
+	if err := os.WriteFile(dataDir, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := s.CreateImage(ctx, ImageOptions{ID: id, BigData: []BigDataItem{{Key: "manifest", Data: []byte("{}")}}})
+	if err == nil {
+		t.Fatal("CreateImage succeeded with an unwritable data dir")
+	}
+	if _, err := s.Image(ctx, id); !errors.Is(err, ErrImageUnknown) {
+		t.Errorf("Image after failed create: %v, want ErrImageUnknown", err)
+	}
+	if b, err := os.ReadFile(filepath.Join(opts.GraphRoot, "vfs-images", "images.json")); err == nil && bytes.Contains(b, []byte(id)) {
+		t.Errorf("images.json names the image: %s", b)
+	}
+	if _, err := os.Lstat(dataDir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("data dir left behind: %v", err)
+	}
+	// An invalid key is refused before anything is written.
+	if _, err := s.CreateImage(ctx, ImageOptions{ID: id, BigData: []BigDataItem{{Key: "", Data: []byte("{}")}}}); !errors.Is(err, ErrInvalidBigDataName) {
+		t.Errorf("empty key: %v, want ErrInvalidBigDataName", err)
+	}
+	if _, err := s.Image(ctx, id); !errors.Is(err, ErrImageUnknown) {
+		t.Errorf("Image after refused create: %v", err)
+	}
+}
