@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/stowage/stowage/archive"
 	"github.com/stowage/stowage/driver/drivertest"
+	"github.com/stowage/stowage/internal/fsx"
 	"github.com/stowage/stowage/source"
 	"github.com/stowage/stowage/store"
 )
@@ -506,5 +508,52 @@ func TestPullRemovesStaleLockOfStoredLayer(t *testing.T) {
 	}
 	if _, err := os.Lstat(stale); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("stale lock file of a stored layer still there: %v", err)
+	}
+}
+
+// TestPullSavesImagesOnce: a pull without names writes images.json once
+// (the record with its manifests and config: store.CreateImage with
+// BigData), flushing the big-data items before images.json names the
+// image.
+func TestPullSavesImagesOnce(t *testing.T) {
+	st := openStore(t, "vfs")
+	ctx := testCtx(t)
+	img := randomImage(t, 2)
+	cfg, err := img.ConfigName()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := writeLayout(t, map[string]v1.Image{"v1": img})
+	src := open(t, "oci:"+dir+":v1")
+	recorded := func() bool {
+		b, err := os.ReadFile(filepath.Join(st.GraphRoot(), "vfs-images", "images.json"))
+		return err == nil && strings.Contains(string(b), cfg.Hex)
+	}
+	var mu sync.Mutex
+	var saves, items []string
+	t.Cleanup(fsx.SetSyncHook(func(k fsx.SyncKind, p string) {
+		mu.Lock()
+		defer mu.Unlock()
+		switch {
+		case k == fsx.SyncFileData && strings.HasPrefix(filepath.Base(p), fsx.TempPrefix("images.json")):
+			saves = append(saves, p)
+		case k == fsx.SyncFileData && strings.HasSuffix(filepath.Dir(filepath.Dir(p)), "-images"):
+			if recorded() {
+				t.Errorf("big-data item %s flushed after images.json named the image", p)
+			}
+			items = append(items, p)
+		}
+	}))
+	res, err := Pull(ctx, st, src, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(saves) != 1 || len(items) != 3 {
+		t.Errorf("images.json flushed %d times (want 1), big-data items %d (want 3: manifest-<digest>, manifest, config)", len(saves), len(items))
+	}
+	if keys, err := st.ListImageBigData(ctx, res.ImageID); err != nil || len(keys) != 3 {
+		t.Errorf("big-data keys %v, %v", keys, err)
 	}
 }
