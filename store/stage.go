@@ -172,7 +172,7 @@ var errPlacedLeft = errors.New("layer files left for recovery")
 // prepareAttempts bounds how often a commit prepares layers.json again
 // when another writer saved it between the prepare and the write lock,
 // before it saves under the lock instead.
-const prepareAttempts = 4
+const prepareAttempts = 8
 
 // commitMarked is Commit with the layer's commit marker held (steps 1-5
 // of "The commit protocol"). It returns a snapshot of the new layer and
