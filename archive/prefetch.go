@@ -5,60 +5,114 @@ import (
 	"hash"
 	"io"
 	"sync"
+	"sync/atomic"
 
 	"github.com/opencontainers/go-digest"
 )
 
-// prefetchBufs buffers of prefetchBufSize bytes circulate between the
-// reading goroutine and the consumer: at most that much input is read
-// ahead (memory stays bounded).
+// prefetchBufSize is the size of the buffers circulating between a
+// prefetcher's reading goroutine and its consumer; at most prefetchBufs
+// (or decodeBufs) of them are read ahead, so memory stays bounded.
 const (
 	prefetchBufSize = 1 << 20
 	prefetchBufs    = 3
+	decodeBufs      = 6
 )
 
 type prefetchBuf struct {
 	data []byte
 	n    int
 	err  error
+	refs atomic.Int32 // consumers still using data (the reader, the hasher)
 }
 
+// hashMode says whether and where a prefetcher hashes what it reads.
+type hashMode uint8
+
+const (
+	hashNone hashMode = iota
+	// hashInline hashes in the reading goroutine: for raw input, whose
+	// reads cost little beside the hash.
+	hashInline
+	// hashAsync hashes in a goroutine of its own that shares the
+	// buffers with the consumer (no copy): for decompressed input, whose
+	// decoding is itself CPU work the hash should not queue behind.
+	hashAsync
+)
+
 // prefetcher reads its source in a goroutine, counting and (optionally)
-// hashing every byte there, into buffers the consumer's Read copies out
-// of. The layer's input is thus read and hashed beside extraction, without
-// the copy a tee into a hashing goroutine costs.
+// hashing every byte, into buffers the consumer's Read copies out of.
+// Unpack uses one for the layer's input and, for a compressed layer, one
+// over the decompressor, so inflating runs beside the extraction's system
+// calls instead of between them.
 type prefetcher struct {
-	full  chan *prefetchBuf
-	free  chan *prefetchBuf
-	quit  chan struct{}
-	done  chan struct{}
-	cur   *prefetchBuf
-	off   int
-	err   error // sticky, once the source's error was reached
-	h     hash.Hash
-	count int64 // bytes read from the source; read after done
-	once  sync.Once
+	full     chan *prefetchBuf
+	free     chan *prefetchBuf
+	hashq    chan *prefetchBuf // hashAsync only; closed by fill
+	quit     chan struct{}
+	done     chan struct{}
+	hashDone chan struct{}
+	cur      *prefetchBuf
+	off      int
+	err      error // sticky, once the source's error was reached
+	h        hash.Hash
+	count    int64 // bytes read from the source; read after done
+	once     sync.Once
 }
 
 func newPrefetcher(src io.Reader, hashIt bool) *prefetcher {
-	p := &prefetcher{
-		full: make(chan *prefetchBuf, prefetchBufs),
-		free: make(chan *prefetchBuf, prefetchBufs),
-		quit: make(chan struct{}),
-		done: make(chan struct{}),
-	}
+	mode := hashNone
 	if hashIt {
+		mode = hashInline
+	}
+	return newPrefetcherN(src, mode, prefetchBufs)
+}
+
+func newPrefetcherN(src io.Reader, mode hashMode, bufs int) *prefetcher {
+	p := &prefetcher{
+		full:     make(chan *prefetchBuf, bufs),
+		free:     make(chan *prefetchBuf, bufs),
+		quit:     make(chan struct{}),
+		done:     make(chan struct{}),
+		hashDone: make(chan struct{}),
+	}
+	if mode != hashNone {
 		p.h = sha256.New()
 	}
-	for range prefetchBufs {
+	for range bufs {
 		p.free <- &prefetchBuf{data: make([]byte, prefetchBufSize)}
+	}
+	if mode == hashAsync {
+		p.hashq = make(chan *prefetchBuf, bufs)
+		go p.hash()
+	} else {
+		close(p.hashDone)
 	}
 	go p.fill(src)
 	return p
 }
 
+// release hands b back to fill once neither the consumer nor the hasher
+// uses it. free has room for every buffer, so this never blocks.
+func (p *prefetcher) release(b *prefetchBuf) {
+	if b.refs.Add(-1) == 0 {
+		p.free <- b
+	}
+}
+
+func (p *prefetcher) hash() {
+	defer close(p.hashDone)
+	for b := range p.hashq {
+		p.h.Write(b.data[:b.n])
+		p.release(b)
+	}
+}
+
 func (p *prefetcher) fill(src io.Reader) {
 	defer close(p.done)
+	if p.hashq != nil {
+		defer close(p.hashq)
+	}
 	for {
 		var b *prefetchBuf
 		select {
@@ -66,13 +120,15 @@ func (p *prefetcher) fill(src io.Reader) {
 		case <-p.quit:
 			return
 		}
-		b.n, b.err = io.ReadAtLeast(src, b.data, len(b.data))
-		if b.err == io.ErrUnexpectedEOF {
-			b.err = io.EOF
-		}
+		b.n, b.err = readFull(src, b.data)
+		b.refs.Store(1)
 		if b.n > 0 {
 			p.count += int64(b.n)
-			if p.h != nil {
+			switch {
+			case p.hashq != nil:
+				b.refs.Store(2)
+				p.hashq <- b // room for every buffer: never blocks
+			case p.h != nil:
 				p.h.Write(b.data[:b.n])
 			}
 		}
@@ -85,6 +141,18 @@ func (p *prefetcher) fill(src io.Reader) {
 			return
 		}
 	}
+}
+
+// readFull reads until buf is full or src fails, returning src's error
+// as is (io.ReadFull would turn a decompressor's io.ErrUnexpectedEOF,
+// a truncated stream, into a clean end when the buffer is partly full).
+func readFull(src io.Reader, buf []byte) (n int, err error) {
+	for n < len(buf) && err == nil {
+		var k int
+		k, err = src.Read(buf[n:])
+		n += k
+	}
+	return n, err
 }
 
 func (p *prefetcher) Read(out []byte) (int, error) {
@@ -102,7 +170,7 @@ func (p *prefetcher) Read(out []byte) (int, error) {
 				p.err = p.cur.err
 				continue
 			}
-			p.free <- p.cur
+			p.release(p.cur)
 		}
 		p.cur, p.off = <-p.full, 0
 	}
@@ -131,14 +199,15 @@ func (p *prefetcher) Peek(n int) ([]byte, error) {
 	return avail, io.ErrShortBuffer
 }
 
-// stop ends the reading goroutine, waiting for a read in progress. Safe
-// to call more than once.
+// stop ends the reading goroutine, waiting for a read in progress, and
+// the hashing one. Safe to call more than once.
 func (p *prefetcher) stop() {
 	p.once.Do(func() { close(p.quit) })
 	<-p.done
+	<-p.hashDone
 }
 
-// Sum waits for the goroutine (which has ended after the source's EOF)
+// Sum waits for the goroutines (which have ended after the source's EOF)
 // and returns the size and digest of everything read.
 func (p *prefetcher) Sum() (int64, digest.Digest) {
 	p.stop()

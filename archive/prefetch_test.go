@@ -80,3 +80,42 @@ func TestPrefetcherPeek(t *testing.T) {
 		t.Fatalf("Peek of empty input = %q, %v", b, err)
 	}
 }
+
+func TestPrefetcherAsyncHashSharesBuffers(t *testing.T) {
+	// Many more buffers' worth than circulate: each must come back from
+	// both the consumer and the hasher before it is refilled.
+	data := make([]byte, 4*decodeBufs*prefetchBufSize+777)
+	rand.New(rand.NewSource(5)).Read(data)
+	p := newPrefetcherN(iotest.HalfReader(bytes.NewReader(data)), hashAsync, decodeBufs)
+	got, err := io.ReadAll(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, data) {
+		t.Fatalf("read %d bytes differing from the source's %d", len(got), len(data))
+	}
+	n, d := p.Sum()
+	if n != int64(len(data)) || d != digest.NewDigestFromBytes(digest.SHA256, sha256New(data)) {
+		t.Fatalf("Sum = %d %s, want %d and the source's digest", n, d, len(data))
+	}
+	// Stopping early does not hang, with the hasher behind or not.
+	q := newPrefetcherN(bytes.NewReader(data), hashAsync, decodeBufs)
+	q.Read(make([]byte, 10))
+	q.stop()
+	q.stop()
+}
+
+func TestPrefetcherKeepsUnexpectedEOF(t *testing.T) {
+	// A decompressor reports a truncated stream as io.ErrUnexpectedEOF:
+	// that must reach the consumer, not become a clean end of input.
+	src := io.MultiReader(bytes.NewReader([]byte("abc")), iotest.ErrReader(io.ErrUnexpectedEOF))
+	for _, mode := range []hashMode{hashNone, hashInline, hashAsync} {
+		p := newPrefetcherN(src, mode, 2)
+		got, err := io.ReadAll(p)
+		if string(got) != "abc" || err != io.ErrUnexpectedEOF {
+			t.Fatalf("mode %d: got %q, %v; want abc and io.ErrUnexpectedEOF", mode, got, err)
+		}
+		p.stop()
+		src = io.MultiReader(bytes.NewReader([]byte("abc")), iotest.ErrReader(io.ErrUnexpectedEOF))
+	}
+}

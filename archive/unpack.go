@@ -1,7 +1,6 @@
 package archive
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -59,22 +58,25 @@ func Unpack(ctx context.Context, dest string, blob io.Reader, opts UnpackOptions
 	}
 	defer dec.Close()
 
-	// Uncompressed side.
-	uCount := &countWriter{}
-	var uSink io.Writer = uCount
-	var uHash *asyncHasher
-	if comp != Uncompressed && opts.UncompressedDigest == "" {
-		uHash = newAsyncHasher()
-		defer uHash.stop()
-		uSink = io.MultiWriter(uCount, uHash)
-	}
+	// Uncompressed side: a compressed layer is decompressed, counted and
+	// (unless trusted) hashed in goroutines of its own, so that inflating
+	// and hashing overlap with extraction.
 	var stream io.Reader
+	var decoded *prefetcher
 	if comp == Uncompressed {
 		// The tar reader reads the prefetched input itself (no buffer
 		// copy in between); the stream is the input, so is its size.
 		stream = raw
 	} else {
-		stream = bufio.NewReaderSize(io.TeeReader(dec, uSink), copyBufSize)
+		mode := hashAsync
+		if opts.UncompressedDigest != "" {
+			mode = hashNone
+		}
+		decoded = newPrefetcherN(dec, mode, decodeBufs)
+		// Registered after dec.Close, so run before it: the goroutine
+		// reading dec ends first.
+		defer decoded.stop()
+		stream = decoded
 	}
 
 	u, err := newUnpacker(dest, opts)
@@ -145,8 +147,10 @@ func Unpack(ctx context.Context, dest string, blob io.Reader, opts UnpackOptions
 
 	var cDigest digest.Digest
 	res.CompressedSize, cDigest = in.Sum()
-	res.UncompressedSize = uCount.n
-	if comp == Uncompressed {
+	var uDigest digest.Digest
+	if decoded != nil {
+		res.UncompressedSize, uDigest = decoded.Sum()
+	} else {
 		res.UncompressedSize = res.CompressedSize
 	}
 	if opts.CompressedDigest == "" {
@@ -157,8 +161,8 @@ func Unpack(ctx context.Context, dest string, blob io.Reader, opts UnpackOptions
 	switch {
 	case opts.UncompressedDigest != "":
 		res.UncompressedDigest = opts.UncompressedDigest
-	case uHash != nil:
-		res.UncompressedDigest = uHash.Sum()
+	case decoded != nil:
+		res.UncompressedDigest = uDigest
 	default:
 		res.UncompressedDigest = res.CompressedDigest
 	}
