@@ -45,6 +45,13 @@ func (u *unpacker) entry(hdr *tar.Header, r io.Reader) error {
 	if err != nil {
 		return err
 	}
+	if hdr.Typeflag == tar.TypeLink {
+		// The link shares its target's inode, whose times may still be
+		// queued: set them first, so the link entry's own times win.
+		if err := u.closer.sync(); err != nil {
+			return err
+		}
+	}
 
 	pfd, err := u.root.parent(rel, true)
 	if err != nil {
@@ -88,17 +95,16 @@ func (u *unpacker) entry(hdr *tar.Header, r io.Reader) error {
 			_, plain := u.root.plainDirs[parentRel(rel)]
 			werr = u.fileMeta(fd, hdr, uid, gid, chown && !(plain && uid == u.euid && gid == u.egid), mode)
 		}
-		cerr := unix.Close(fd)
-		if werr == nil {
-			werr = cerr
-		}
 		if werr != nil {
+			unix.Close(fd)
 			return u.pathErr(hdr, rel, werr)
 		}
-	} else {
-		if err := u.meta(pfd, base, hdr, uid, gid, chown, mode, merged, linkIsSymlink); err != nil {
-			return u.pathErr(hdr, rel, err)
-		}
+		// Only the times are left: the closer sets them and closes fd.
+		atime, mtime := entryTimes(hdr)
+		return u.closer.add(fd, hdr.Name, rel, atime, mtime)
+	}
+	if err := u.meta(pfd, base, hdr, uid, gid, chown, mode, merged, linkIsSymlink); err != nil {
+		return u.pathErr(hdr, rel, err)
 	}
 
 	if isDir {

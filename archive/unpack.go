@@ -84,6 +84,8 @@ func Unpack(ctx context.Context, dest string, blob io.Reader, opts UnpackOptions
 		return res, err
 	}
 	defer u.root.close()
+	u.closer = newCloser()
+	defer u.closer.stop()
 
 	var gz *pgzip.Writer
 	if opts.TarSplit != nil {
@@ -123,6 +125,9 @@ func Unpack(ctx context.Context, dest string, blob io.Reader, opts UnpackOptions
 	}
 	if _, err := io.Copy(io.Discard, raw); err != nil {
 		return res, fmt.Errorf("reading layer: %w", err)
+	}
+	if err := u.closer.stop(); err != nil {
+		return res, err
 	}
 	if err := u.finish(); err != nil {
 		return res, err
@@ -196,6 +201,7 @@ type unpacker struct {
 	euid     int
 	egid     int
 
+	closer  *closer             // times and close of written files
 	rec     *tsRecorder         // nil without tar-split
 	flusher *earlyFlusher       // nil without FlushEarly
 	names   map[string]struct{} // cleaned names seen, for duplicate detection
