@@ -1,10 +1,14 @@
 package archive
 
 import (
+	"encoding/base64"
 	"encoding/binary"
-	"errors"
+	"encoding/json"
 	"fmt"
+	"io"
+	"strconv"
 	"sync"
+	"unicode/utf8"
 
 	"github.com/vbatts/tar-split/tar/storage"
 
@@ -14,8 +18,8 @@ import (
 // tsRecorder records tar-split entries in a separate goroutine, so JSON
 // and gzip encoding overlap with extraction. The extraction loop appends
 // operations (copies of header and padding bytes) to batches that the
-// goroutine applies in order to the packer, exactly as the tar-split
-// library's disassembler would. The CRC-64 of file payloads is computed
+// goroutine encodes in order, as the tar-split library's disassembler and
+// JSON packer would. The CRC-64 of file payloads is computed
 // by the extraction loop itself as the data passes: measured on a 250 MB
 // layer, copying the payload to the goroutine cost about as much CPU as
 // the CRC (slicing-by-8, ~1.6 GB/s) it moved off the loop; the loop now
@@ -63,31 +67,34 @@ var tsBatchPool = sync.Pool{New: func() any {
 	return &tsBatch{ops: make([]tsOp, 0, 256), arena: make([]byte, 0, 256<<10)}
 }}
 
-func newTSRecorder(p storage.Packer) *tsRecorder {
+// newTSRecorder records into w, which receives the JSON lines of
+// tar-split's storage.Entry stream (see appendEntryJSON). Duplicate paths
+// are the caller's to refuse (Unpack checks them as it reads).
+func newTSRecorder(w io.Writer) *tsRecorder {
 	r := &tsRecorder{ch: make(chan *tsBatch, 4), done: make(chan struct{})}
 	ch := r.ch
 	go func() {
 		defer close(r.done)
+		var line []byte
+		pos := 0
 		for b := range ch {
-			for _, op := range b.ops {
-				if r.err != nil {
-					break
-				}
-				data := b.arena[op.off : op.off+op.n]
-				switch op.kind {
-				case tsSegment:
-					_, r.err = p.AddEntry(storage.Entry{Type: storage.SegmentType, Payload: data})
-				case tsFile:
-					e := storage.Entry{Type: storage.FileType, Size: op.size}
-					if op.size > 0 {
-						e.Payload = binary.BigEndian.AppendUint64(nil, op.crc)
+			if r.err == nil {
+				line = line[:0]
+				for _, op := range b.ops {
+					data := b.arena[op.off : op.off+op.n]
+					switch op.kind {
+					case tsSegment:
+						line = appendEntryJSON(line, storage.SegmentType, "", 0, data, pos)
+					case tsFile:
+						var crc []byte
+						if op.size > 0 {
+							crc = binary.BigEndian.AppendUint64(make([]byte, 0, 8), op.crc)
+						}
+						line = appendEntryJSON(line, storage.FileType, op.name, op.size, crc, pos)
 					}
-					e.SetName(op.name)
-					_, r.err = p.AddEntry(e)
-					if errors.Is(r.err, storage.ErrDuplicatePath) {
-						r.err = fmt.Errorf("tar entry %q: %w", op.name, ErrDuplicatePath)
-					}
+					pos++
 				}
+				_, r.err = w.Write(line)
 			}
 			b.ops = b.ops[:0]
 			b.arena = b.arena[:0]
@@ -95,6 +102,57 @@ func newTSRecorder(p storage.Packer) *tsRecorder {
 		}
 	}()
 	return r
+}
+
+// appendEntryJSON appends the line tar-split's JSON packer writes for an
+// entry (encoding/json of storage.Entry, with its Position), byte for
+// byte, without reflection. A name that is not valid UTF-8 goes to
+// name_raw, as the packer does; a nil payload is null.
+func appendEntryJSON(dst []byte, typ storage.Type, name string, size int64, payload []byte, pos int) []byte {
+	dst = append(dst, `{"type":`...)
+	dst = strconv.AppendInt(dst, int64(typ), 10)
+	if name != "" {
+		if utf8.ValidString(name) {
+			dst = append(dst, `,"name":`...)
+			dst = appendJSONString(dst, name)
+		} else {
+			dst = append(dst, `,"name_raw":"`...)
+			dst = base64.StdEncoding.AppendEncode(dst, []byte(name))
+			dst = append(dst, '"')
+		}
+	}
+	if size != 0 {
+		dst = append(dst, `,"size":`...)
+		dst = strconv.AppendInt(dst, size, 10)
+	}
+	if payload == nil {
+		dst = append(dst, `,"payload":null`...)
+	} else {
+		dst = append(dst, `,"payload":"`...)
+		dst = base64.StdEncoding.AppendEncode(dst, payload)
+		dst = append(dst, '"')
+	}
+	dst = append(dst, `,"position":`...)
+	dst = strconv.AppendInt(dst, int64(pos), 10)
+	return append(dst, '}', '\n')
+}
+
+// appendJSONString appends s (valid UTF-8) quoted as encoding/json does;
+// names needing any escape (rare) take encoding/json itself.
+func appendJSONString(dst []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x20 || c >= 0x80 || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, err := json.Marshal(s)
+			if err != nil { // cannot happen for a string
+				panic(err)
+			}
+			return append(dst, q...)
+		}
+	}
+	dst = append(dst, '"')
+	dst = append(dst, s...)
+	return append(dst, '"')
 }
 
 func (r *tsRecorder) add(kind tsOpKind, data []byte, name string, size int64, crc uint64) {

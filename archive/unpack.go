@@ -1,6 +1,7 @@
 package archive
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -14,10 +15,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/klauspost/pgzip"
+	"github.com/klauspost/compress/gzip"
 	"github.com/opencontainers/go-digest"
 	"github.com/vbatts/tar-split/archive/tar"
-	"github.com/vbatts/tar-split/tar/storage"
 	"golang.org/x/sys/unix"
 
 	"github.com/stowage/stowage/internal/idmap"
@@ -28,6 +28,7 @@ const (
 	whiteoutMetaPrefix = ".wh..wh."
 	whiteoutOpaqueDir  = ".wh..wh..opq"
 	copyBufSize        = 1 << 20
+	tsOutBuf           = 256 << 10 // write size of the gzip'd tar-split
 )
 
 // Unpack reads a possibly compressed layer blob and extracts it into the
@@ -87,23 +88,18 @@ func Unpack(ctx context.Context, dest string, blob io.Reader, opts UnpackOptions
 	u.closer = newCloser()
 	defer u.closer.stop()
 
-	var gz *pgzip.Writer
+	var gz *gzip.Writer
+	var tsOut *bufio.Writer
 	if opts.TarSplit != nil {
-		gz, err = pgzip.NewWriterLevel(opts.TarSplit, pgzip.BestSpeed)
+		// The recorder's goroutine encodes JSON and compresses it itself:
+		// pgzip's block goroutines cost more (fresh 1 MiB blocks) than
+		// they overlap on two cores.
+		tsOut = bufio.NewWriterSize(opts.TarSplit, tsOutBuf)
+		gz, err = gzip.NewWriterLevel(tsOut, gzip.BestSpeed)
 		if err != nil {
 			return res, err
 		}
-		// On failure still close the gzip writer (after the recorder,
-		// defers run in reverse) so its goroutine ends.
-		defer func() {
-			if gz != nil {
-				gz.Close()
-			}
-		}()
-		if err := gz.SetConcurrency(1<<20, 1); err != nil {
-			return res, err
-		}
-		u.rec = newTSRecorder(storage.NewJSONPacker(gz))
+		u.rec = newTSRecorder(gz)
 		defer u.rec.close()
 	}
 
@@ -144,7 +140,9 @@ func Unpack(ctx context.Context, dest string, blob io.Reader, opts UnpackOptions
 	}
 	if gz != nil {
 		err := gz.Close()
-		gz = nil
+		if err == nil {
+			err = tsOut.Flush()
+		}
 		if err != nil {
 			return res, fmt.Errorf("writing tar-split: %w", err)
 		}
