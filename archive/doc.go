@@ -4,17 +4,20 @@
 //
 // # Unpack pipeline
 //
-// The blob is read once. A tee feeds the raw bytes to a SHA-256 hasher
-// running in its own goroutine (compressed digest), the compression is
-// detected by peeking with ReadFull semantics, and the decompressed stream
-// is teed to a second hasher (uncompressed digest; skipped for plain tars,
-// whose two digests are the same). One tar reader (tar-split's fork of
-// archive/tar, with raw accounting when tar-split is wanted) drives
-// extraction; the raw header bytes and file payloads are handed in batches
-// to a recorder goroutine that computes the CRC-64 and writes the tar-split
-// JSON through gzip, exactly as tar-split's disassembler would. After the
-// last entry the rest of the stream (end-of-archive blocks and padding) is
-// drained through the recorder and the hashers.
+// The blob is read once, by a prefetcher goroutine that also counts and
+// hashes it (compressed digest) into a small ring of 1 MiB buffers; the
+// compression is detected by peeking with ReadFull semantics. A compressed
+// layer is decompressed by a second prefetcher goroutine, whose buffers a
+// third goroutine hashes in place (uncompressed digest; plain tars have
+// one digest), so inflating and hashing run beside extraction. One tar
+// reader (tar-split's fork of archive/tar, with raw accounting when
+// tar-split is wanted) drives extraction; the extraction loop computes the
+// CRC-64 of payloads as they pass and hands raw header bytes in batches to
+// a recorder goroutine that writes tar-split's JSON through gzip, exactly
+// as tar-split's disassembler and packer would. A closer goroutine sets
+// the times of written files and closes them. After the last entry the
+// rest of the stream (end-of-archive blocks and padding) is drained
+// through the recorder and the hashers.
 //
 // # Confinement
 //
