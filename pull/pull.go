@@ -152,6 +152,7 @@ type job struct {
 	bytes     atomic.Int64
 	unlock    func() // the LockLayerFetch hold; nil when not held
 	staged    *store.StagedLayer
+	finish    func() error  // the commit's deferred last flush (CommitDeferSync); nil when run
 	ready     chan struct{} // closed when staged is set (lateParent only)
 	committed chan struct{} // closed when the layer is in the store
 }
@@ -200,6 +201,12 @@ func (p *puller) present(ctx context.Context, id string) (bool, error) {
 // the last few are left when the last extraction ends).
 func (p *puller) pullLayers(ctx context.Context) (retErr error) {
 	defer func() {
+		// The commits' last flushes, deferred so that each commit did not
+		// wait for the one before: done before anything names the layers
+		// (the image record) and before their fetch locks are released.
+		if err := p.finishCommits(); err != nil && retErr == nil {
+			retErr = err
+		}
 		if retErr != nil {
 			p.rollback(ctx) // before releasing: waiters then find the layers gone
 		}
@@ -420,7 +427,7 @@ func (p *puller) commit(ctx context.Context, j *job) error {
 	if err := p.waitParent(ctx, j); err != nil {
 		return err
 	}
-	_, err := j.staged.Commit(ctx, p.parentID(j))
+	_, finish, err := j.staged.CommitDeferSync(ctx, p.parentID(j))
 	switch {
 	case errors.Is(err, store.ErrDuplicateID):
 		_ = j.staged.Discard() // the stored layer has the same chain, so the same contents
@@ -431,13 +438,34 @@ func (p *puller) commit(ctx context.Context, j *job) error {
 	default:
 		p.mu.Lock()
 		p.committed = append(p.committed, j.id)
+		j.finish = finish
 		p.mu.Unlock()
 	}
 	j.staged = nil
 	close(j.committed)
-	p.release(j)
+	if finish == nil {
+		p.release(j) // else once finish has run (finishCommits)
+	}
 	p.event(j, EventCommitted, j.bytes.Load(), j.layer.Size)
 	return nil
+}
+
+// finishCommits runs the deferred last flush of every commit (all the
+// same directory's fsync: the first one persists every rename before it,
+// the others cost little) and releases their fetch locks.
+func (p *puller) finishCommits() error {
+	var errs []error
+	for _, j := range p.jobs {
+		p.mu.Lock()
+		finish := j.finish
+		j.finish = nil
+		p.mu.Unlock()
+		if finish != nil {
+			errs = append(errs, finish())
+			p.release(j)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // rollback deletes the layers this pull committed, newest first; a layer

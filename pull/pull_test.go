@@ -2,10 +2,13 @@ package pull
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -556,4 +559,56 @@ func TestPullSavesImagesOnce(t *testing.T) {
 	if keys, err := st.ListImageBigData(ctx, res.ImageID); err != nil || len(keys) != 3 {
 		t.Errorf("big-data keys %v, %v", keys, err)
 	}
+}
+
+// A pull's commits defer their last flush (the layer records' directory)
+// and run them all before the image record is saved: each commit's own
+// fsync of that directory (its tar-split's) comes before the next layer's
+// record, and the deferred ones all come after the last layer record and
+// before images.json names the image (a commit that waited for its own
+// would fsync once per record instead).
+func TestPullFinishesCommitsBeforeTheImage(t *testing.T) {
+	forDrivers(t, func(t *testing.T, st *store.Store) {
+		ctx := testCtx(t)
+		const n = 4
+		img := randomImage(t, n)
+		dir := writeLayout(t, map[string]v1.Image{"v1": img})
+		src := open(t, "oci:"+dir+":v1")
+		layersDir := filepath.Join(st.GraphRoot(), st.GraphDriverName()+"-layers")
+		records := func() int {
+			var recs []json.RawMessage
+			b, _ := os.ReadFile(filepath.Join(layersDir, "layers.json"))
+			_ = json.Unmarshal(b, &recs)
+			return len(recs)
+		}
+		var mu sync.Mutex
+		var evs []string
+		t.Cleanup(fsx.SetSyncHook(func(k fsx.SyncKind, p string) {
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case k == fsx.SyncDirectory && p == layersDir:
+				evs = append(evs, fmt.Sprintf("layers-dir/%d", records()))
+			case k == fsx.SyncFileData && strings.HasPrefix(filepath.Base(p), fsx.TempPrefix("images.json")):
+				evs = append(evs, "images.json")
+			}
+		}))
+		if _, err := Pull(ctx, st, src, Options{}); err != nil {
+			t.Fatal(err)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		at := slices.Index(evs, "images.json")
+		all := 0
+		for _, e := range evs[:max(at, 0)] {
+			if e == fmt.Sprintf("layers-dir/%d", n) {
+				all++
+			}
+		}
+		// n deferred fsyncs with every record in place (a commit that
+		// waited for its own fsync leaves only the last one there).
+		if at < 0 || all < n {
+			t.Errorf("layer records' directory fsyncs (with the number of records then): %v; want %d with all %d records, before images.json", evs, n, n)
+		}
+	})
 }

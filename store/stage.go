@@ -133,36 +133,57 @@ func (sl *StagedLayer) Discard() error {
 // records' directory, after the lock is released) fails, the layer exists
 // but Commit reports the error.
 func (sl *StagedLayer) Commit(ctx context.Context, parent string) (*layer.Layer, error) {
+	rec, finish, err := sl.CommitDeferSync(ctx, parent)
+	if err != nil {
+		return nil, err
+	}
+	if err := finish(); err != nil {
+		return nil, err
+	}
+	return rec, nil
+}
+
+// CommitDeferSync is Commit that returns its last step, the fsync of the
+// records' directory (and the release of the layer's commit marker), as
+// finish instead of running it: the layer is visible at once, and durable
+// once finish returned nil. A caller committing a chain (a pull) commits
+// the next layer without waiting for that fsync, and runs every finish
+// (any one persists the renames before it) before it records anything
+// that names the layers or reports them stored. finish must be called
+// exactly once; until then the commit marker stays locked.
+func (sl *StagedLayer) CommitDeferSync(ctx context.Context, parent string) (_ *layer.Layer, finish func() error, _ error) {
 	if sl.done {
-		return nil, errors.New("commit staged layer: already committed or discarded")
+		return nil, nil, errors.New("commit staged layer: already committed or discarded")
 	}
 	if sl.staged.Flush != nil {
 		if err := sl.staged.Flush(ctx); err != nil {
-			return nil, errors.Join(err, sl.Discard())
+			return nil, nil, errors.Join(err, sl.Discard())
 		}
 		sl.staged.Flush = nil
 	}
 	marker, err := sl.s.layers.LockCommit(ctx, sl.plan.id)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	rec, finish, err := sl.commitMarked(ctx, parent)
+	rec, syncDir, err := sl.commitMarked(ctx, parent)
 	if err != nil {
 		if errors.Is(err, errPlacedLeft) {
 			_ = marker.Release() // the next writer removes what is left
 		} else {
 			_ = marker.Remove()
 		}
-		return nil, err
+		return nil, nil, err
 	}
 	// Commit point passed: the layer is visible; only cleanup is left.
 	_ = sl.tsDir.Cleanup() // only an empty temp dir remains; recovery reclaims it
-	err = finish()
-	_ = marker.Remove() // the record is complete: a marker left is only removed
-	if err != nil {
-		return nil, fmt.Errorf("layer %s: %w", rec.ID, err)
-	}
-	return rec, nil
+	return rec, func() error {
+		err := syncDir()
+		_ = marker.Remove() // the record is complete: a marker left is only removed
+		if err != nil {
+			return fmt.Errorf("layer %s: %w", rec.ID, err)
+		}
+		return nil
+	}, nil
 }
 
 // errPlacedLeft marks a failed commit that could not remove the layer's
