@@ -58,6 +58,14 @@ type prefetcher struct {
 	h        hash.Hash
 	count    int64 // bytes read from the source; read after done
 	once     sync.Once
+
+	// borrow makes Read lend its buffer instead of copying: it returns n
+	// without writing out, and last is the n bytes read, valid until the
+	// next Read. Unpack's payload loop sets it around tar.Reader.Read,
+	// which passes payload reads straight to its source: the payload is
+	// written to the file from the prefetched buffer, not copied first.
+	borrow bool
+	last   []byte
 }
 
 func newPrefetcher(src io.Reader, hashIt bool) *prefetcher {
@@ -158,6 +166,12 @@ func readFull(src io.Reader, buf []byte) (n int, err error) {
 func (p *prefetcher) Read(out []byte) (int, error) {
 	for {
 		if p.cur != nil && p.off < p.cur.n {
+			if p.borrow {
+				k := min(len(out), p.cur.n-p.off)
+				p.last = p.cur.data[p.off : p.off+k]
+				p.off += k
+				return k, nil
+			}
 			k := copy(out, p.cur.data[p.off:p.cur.n])
 			p.off += k
 			return k, nil

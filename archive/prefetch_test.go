@@ -119,3 +119,37 @@ func TestPrefetcherKeepsUnexpectedEOF(t *testing.T) {
 		src = io.MultiReader(bytes.NewReader([]byte("abc")), iotest.ErrReader(io.ErrUnexpectedEOF))
 	}
 }
+
+func TestPrefetcherBorrowLendsWithoutCopying(t *testing.T) {
+	data := make([]byte, 3*prefetchBufSize+99)
+	rand.New(rand.NewSource(7)).Read(data)
+	p := newPrefetcherN(bytes.NewReader(data), hashAsync, decodeBufs)
+	defer p.stop()
+	p.borrow = true
+	out := make([]byte, 300000)
+	var got []byte
+	for {
+		n, err := p.Read(out)
+		if n > 0 {
+			if len(p.last) != n {
+				t.Fatalf("lent %d bytes for a read of %d", len(p.last), n)
+			}
+			got = append(got, p.last...)
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !bytes.Equal(got, data) {
+		t.Fatalf("lent %d bytes differing from the source's %d", len(got), len(data))
+	}
+	if !bytes.Equal(out, make([]byte, len(out))) {
+		t.Fatalf("borrowing reads wrote into the caller's buffer")
+	}
+	if _, d := p.Sum(); d != digest.NewDigestFromBytes(digest.SHA256, sha256New(data)) {
+		t.Fatalf("digest %s of lent buffers is not the source's", d)
+	}
+}

@@ -111,6 +111,11 @@ func Unpack(ctx context.Context, dest string, blob io.Reader, opts UnpackOptions
 		defer u.flusher.stop()
 	}
 
+	if comp == Uncompressed {
+		u.src = raw
+	} else {
+		u.src = decoded
+	}
 	if err := u.run(ctx, stream); err != nil {
 		return res, err
 	}
@@ -199,6 +204,7 @@ type unpacker struct {
 	euid     int
 	egid     int
 
+	src     *prefetcher         // the tar stream; payloads are borrowed from it
 	closer  *closer             // times and close of written files
 	rec     *tsRecorder         // nil without tar-split
 	flusher *earlyFlusher       // nil without FlushEarly
@@ -299,16 +305,29 @@ func (u *unpacker) run(ctx context.Context, stream io.Reader) error {
 }
 
 // readPayload reads the rest of the current entry, feeding the CRC, and
-// writes it to fd (or discards it when fd < 0).
+// writes it to fd (or discards it when fd < 0). tr passes payload reads
+// straight to u.src, which lends its buffer instead of filling u.buf.
 func (u *unpacker) readPayload(tr io.Reader, fd int) error {
+	if u.src != nil {
+		u.src.borrow = true
+		defer func() { u.src.borrow, u.src.last = false, nil }()
+	}
 	for {
 		n, err := tr.Read(u.buf)
 		if n > 0 {
+			chunk := u.buf[:n]
+			if u.src != nil {
+				if len(u.src.last) != n {
+					return fmt.Errorf("reading payload: %w: %d bytes read, %d lent", errBorrow, n, len(u.src.last))
+				}
+				chunk = u.src.last
+				u.src.last = nil
+			}
 			if u.rec != nil {
-				u.rec.data(u.buf[:n])
+				u.rec.data(chunk)
 			}
 			if fd >= 0 {
-				if werr := writeAll(fd, u.buf[:n]); werr != nil {
+				if werr := writeAll(fd, chunk); werr != nil {
 					return werr
 				}
 				if u.flusher != nil {
@@ -324,6 +343,10 @@ func (u *unpacker) readPayload(tr io.Reader, fd int) error {
 		}
 	}
 }
+
+// errBorrow means the tar reader did not read a payload from its source
+// as readPayload relies on (a bug, never a property of the input).
+var errBorrow = errors.New("internal error: payload read not lent by the stream")
 
 func writeAll(fd int, b []byte) error {
 	for len(b) > 0 {
