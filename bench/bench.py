@@ -38,7 +38,7 @@ class Runner:
         self.reference = None if args.no_reference else shutil.which("containers-storage")
         self.times = {}    # key -> [seconds]
         self.rss = {}      # key -> [KiB]
-        self.holds = {}    # driver -> [ns] longest layers.lock hold per import
+        self.holds = {}    # driver -> [(scenario, longest write hold, longest hold) ns] per import
         self.waits = []    # per parallel run: summed lock waits (ns)
         self.notes = []
         self.cpu = {}      # key -> [CPU seconds, user + system]
@@ -136,12 +136,14 @@ class Runner:
             os.unlink(path)
         return out
 
-    def layers_hold(self, recs):
+    def layers_hold(self, recs, key="longest_write_hold"):
+        # A layer commit is a write hold of layers.lock; read holds (lookups,
+        # planning, the commit's prepare) are reported apart (read_holds).
         h = 0
         for r in recs:
             for l in r["locks"]:
                 if l["path"].endswith("/layers.lock"):
-                    h = max(h, l["longest_hold"])
+                    h = max(h, l.get(key, l["longest_hold"]))
         return h
 
     def fresh(self, name):
@@ -265,7 +267,9 @@ class Runner:
         self.rec(key, dt + st, rss, cpu)
         self.rec(key + "/nosync", dt)
         if tool == self.stowage:
-            self.holds.setdefault(driver, []).append((key.split("/")[0], self.layers_hold(self.lockstats(stats))))
+            recs = self.lockstats(stats)
+            self.holds.setdefault(driver, []).append(
+                (key.split("/")[0], self.layers_hold(recs), self.layers_hold(recs, "longest_hold")))
         if verify:
             got = subprocess.run([tool] + self.store_args(d, driver) + ["layers", "--json"],
                                  capture_output=True, text=True).stdout
@@ -372,7 +376,7 @@ class Runner:
         if stats:
             recs = self.lockstats(statf)
             self.waits.append(sum(l["waited"] for r in recs for l in r["locks"]))
-            self.holds.setdefault("vfs", []).append(("par", self.layers_hold(recs)))
+            self.holds.setdefault("vfs", []).append(("par", self.layers_hold(recs), self.layers_hold(recs, "longest_hold")))
         self.drop(tool, d, "vfs")
         self.syncfs()
 
@@ -453,14 +457,17 @@ class Runner:
         target("diff re-export / tar -c", d / t if (d and t) else None, "<= 1.30x", lambda v: v <= 1.3)
         for drv in ("vfs", "overlay"):
             h = self.holds.get(drv)
-            target(f"layers.lock hold per commit, {drv}", max(x for _, x in h) / 1e6 if h else None, "<= 5 ms",
+            target(f"layers.lock hold per commit, {drv}", max(x for _, x, _ in h) / 1e6 if h else None, "<= 5 ms",
                    lambda v: v <= 5, "{:.2f} ms (max)")
             if h:
-                per = {}
-                for sc, x in h:
+                per, anyh = {}, {}
+                for sc, x, y in h:
                     per.setdefault(sc, []).append(x / 1e6)
-                rows.append((f"  {drv} holds by scenario", ", ".join(
+                    anyh.setdefault(sc, []).append(y / 1e6)
+                rows.append((f"  {drv} commit (write) holds", ", ".join(
                     f"{sc} {statistics.median(v):.1f}" for sc, v in per.items()), "median ms", ""))
+                rows.append((f"  {drv} any hold incl. read", ", ".join(
+                    f"{sc} {statistics.median(v):.1f}/{max(v):.1f}" for sc, v in anyh.items()), "median/max ms", ""))
         p, b = self.med("par/stowage"), self.med("par/tar+hash")
         target(f"{a.procs} parallel imports / tar+hash", p / b if (p and b) else None, "<= 1.30x",
                lambda v: v <= 1.3)

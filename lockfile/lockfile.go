@@ -268,6 +268,7 @@ func (f *File) broadcastLocked() {
 // cross-process lock. Unlocking an unheld lock panics (programming error).
 func (f *File) Unlock() {
 	f.mu.Lock()
+	wrote := f.writer
 	switch {
 	case f.writer:
 		f.writer = false
@@ -287,6 +288,9 @@ func (f *File) Unlock() {
 	held := time.Since(since)
 	f.stat.Held += held
 	f.stat.LongestHold = max(f.stat.LongestHold, held)
+	if wrote {
+		f.stat.LongestWriteHold = max(f.stat.LongestWriteHold, held)
+	}
 	f.broadcastLocked()
 	f.mu.Unlock()
 	reportHold(f.path, held)

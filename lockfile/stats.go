@@ -23,6 +23,9 @@ type Stat struct {
 	Held        time.Duration `json:"held"`   // total over all holds
 	LongestWait time.Duration `json:"longest_wait"`
 	LongestHold time.Duration `json:"longest_hold"`
+	// LongestWriteHold is the longest write hold: for layers.lock, the
+	// longest layer commit (read holds are lookups and planning).
+	LongestWriteHold time.Duration `json:"longest_write_hold"`
 }
 
 // Used reports whether the lock was waited for or held at all.
@@ -137,6 +140,7 @@ func Summarize(recs []StatsRecord) []Summary {
 			t.Held += s.Held
 			t.LongestWait = max(t.LongestWait, s.LongestWait)
 			t.LongestHold = max(t.LongestHold, s.LongestHold)
+			t.LongestWriteHold = max(t.LongestWriteHold, s.LongestWriteHold)
 		}
 	}
 	out := make([]Summary, 0, len(by))

@@ -13,12 +13,12 @@ func TestStatsRecordsRoundTripAndSummary(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "stats")
 	recs := []StatsRecord{
 		{PID: 1, Command: "import-layer", Locks: []Stat{
-			{Path: "/g/vfs-layers/layers.lock", Locks: 2, Waited: 3 * time.Second, Held: 10 * time.Millisecond, LongestWait: 2 * time.Second, LongestHold: 6 * time.Millisecond},
+			{Path: "/g/vfs-layers/layers.lock", Locks: 2, Waited: 3 * time.Second, Held: 10 * time.Millisecond, LongestWait: 2 * time.Second, LongestHold: 6 * time.Millisecond, LongestWriteHold: 5 * time.Millisecond},
 			{Path: "/g/storage.lock", RLocks: 1, Held: time.Millisecond, LongestHold: time.Millisecond},
 			{Path: "/g/unused.lock"},
 		}},
 		{PID: 2, Command: "layers", Locks: []Stat{
-			{Path: "/g/vfs-layers/layers.lock", RLocks: 1, Held: 2 * time.Millisecond, LongestHold: 2 * time.Millisecond},
+			{Path: "/g/vfs-layers/layers.lock", RLocks: 1, Locks: 1, Held: 2 * time.Millisecond, LongestHold: 2 * time.Millisecond, LongestWriteHold: 7 * time.Millisecond},
 		}},
 	}
 	var wg sync.WaitGroup
@@ -41,7 +41,7 @@ func TestStatsRecordsRoundTripAndSummary(t *testing.T) {
 		t.Fatalf("summary %+v, want 2 locks (the unused one dropped)", sum)
 	}
 	l := sum[0]
-	if l.Path != "/g/vfs-layers/layers.lock" || l.Processes != 2 || l.WaitingProc != 1 || l.Locks != 2 || l.RLocks != 1 ||
+	if l.Path != "/g/vfs-layers/layers.lock" || l.Processes != 2 || l.WaitingProc != 1 || l.Locks != 3 || l.RLocks != 1 || l.LongestWriteHold != 7*time.Millisecond ||
 		l.Waited != 3*time.Second || l.Held != 12*time.Millisecond || l.LongestWait != 2*time.Second || l.LongestHold != 6*time.Millisecond {
 		t.Errorf("layers.lock summary %+v", l)
 	}

@@ -52,7 +52,8 @@ func startLockStats(command string, stderr io.Writer) func() {
 		for _, s := range stats {
 			slog.Debug("lock statistics", "lock", s.Path, "locks", s.Locks, "rlocks", s.RLocks,
 				"waited", s.Waited.String(), "longest_wait", s.LongestWait.String(),
-				"held", s.Held.String(), "longest_hold", s.LongestHold.String())
+				"held", s.Held.String(), "longest_hold", s.LongestHold.String(),
+				"longest_write_hold", s.LongestWriteHold.String())
 		}
 		path := os.Getenv(lockStatsEnv)
 		if path == "" || len(stats) == 0 {
