@@ -451,6 +451,13 @@ func (s *Store) PrepareAdd(l *Layer, loc int) (p *table.Prepared[Layer], ok bool
 	return p, err == nil, err
 }
 
+// LockWriteFor takes layers.lock for writing to commit p, keeping it only
+// if nothing changed the records since p was prepared (see
+// table.Table.LockWriteFor).
+func (s *Store) LockWriteFor(ctx context.Context, p *table.Prepared[Layer]) (unlock func(), ok bool, err error) {
+	return s.t.LockWriteFor(ctx, p)
+}
+
 // CommitPrepared installs a prepared layers.json if the table did not
 // change since (see table.Table.CommitPrepared) and indexes the new layer.
 //

@@ -211,13 +211,16 @@ func (s *Store) addIncompleteLocked(ctx context.Context, rec *layer.Layer, loc i
 //     when the parent was named only at Commit), the tar-split's
 //     directory, and the prepared layers.json written to
 //     tmp/layers-<id>.json and fdatasynced.
-//  4. Under layers.lock (write): the checks again; if no writer saved the
-//     table since step 1, a new token and the rename of the prepared file
-//     over layers.json (no flush under the lock). If one did, the lock is
-//     released and step 1's encoding and step 3's write are redone from
-//     the new records (up to prepareAttempts times, then the record is
-//     added and saved with its flush under the lock). A failed check
-//     removes the layer's files.
+//  4. Under layers.lock (write): if no writer saved the table since step
+//     1 (the token and this process's changes say so; then step 1's
+//     checks still hold), a check that the layer's files are still in
+//     place, a new token and the rename of the prepared file over
+//     layers.json: no reload, no flush. If one did, the lock is released
+//     at once (the reload happens at the next lock, outside this hold)
+//     and step 1's encoding and step 3's write are redone from the new
+//     records (up to prepareAttempts times; then the record is added and
+//     saved with its flush under the lock, after the checks again). A
+//     failed check removes the layer's files.
 //  5. After the lock is released, layers.json's directory is fsynced,
 //     then the marker is removed and unlocked, and only then is success
 //     reported. Until that fsync the rename may not be durable, but nobody

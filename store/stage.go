@@ -232,54 +232,19 @@ func (sl *StagedLayer) commitMarked(ctx context.Context, parent string) (_ *laye
 		return nil, nil, err
 	}
 	// Step 4: under the write lock, the rename of layers.json.
-	for attempt := 1; ; attempt++ {
-		var snap layer.Layer
-		retry, locked := false, false
-		err := s.withLayersLock(ctx, modeWrite, func() error {
-			locked = true
-			if err := sl.checkLocked(); err != nil {
-				return sl.removePlacedLocked(ctx, rec.ID, err)
-			}
-			if err := s.checkPlacedLocked(rec.ID); err != nil {
-				return sl.removePlacedLocked(ctx, rec.ID, err)
-			}
-			if prep != nil {
-				f, ok, err := s.layers.CommitPrepared(ctx, prep, rec)
-				if err != nil {
-					return sl.removePlacedLocked(ctx, rec.ID, err)
-				}
-				if ok {
-					finish, snap = f, layer.Copy(rec)
-					return nil
-				}
-				prep.Abort()
-				if attempt < prepareAttempts {
-					prep, retry = nil, true
-					return nil
-				}
-			}
-			if err := s.layers.Add(rec, loc); err != nil {
-				return sl.removePlacedLocked(ctx, rec.ID, mapTableErr(err))
-			}
-			f, err := s.layers.SaveWith(ctx, table.SaveOptions{DeferSyncDir: true})
-			if err != nil {
-				return sl.removePlacedLocked(ctx, rec.ID, err)
-			}
-			finish, snap = f, layer.Copy(rec)
-			return nil
-		})
-		if err != nil && !locked {
-			// The lock was not taken (ctx ended): the marker stays for
-			// the next writer to remove the layer's files.
-			_ = sl.Discard() // only empty staging dirs are left
-			return nil, nil, errors.Join(err, errPlacedLeft)
-		}
+	for attempt := 1; prep != nil; attempt++ {
+		snap, finish, ok, err := sl.commitPrepared(ctx, rec, prep)
 		if err != nil {
 			return nil, nil, err
 		}
-		if !retry {
+		if ok {
 			sl.done = true
-			return &snap, finish, nil
+			return snap, finish, nil
+		}
+		prep.Abort()
+		prep = nil
+		if attempt == prepareAttempts {
+			break
 		}
 		// Another writer saved meanwhile: prepare again from its records.
 		err = s.withLayersLock(ctx, modeRead, func() error {
@@ -297,6 +262,77 @@ func (sl *StagedLayer) commitMarked(ctx context.Context, parent string) (_ *laye
 			return nil, nil, sl.removePlaced(ctx, rec.ID, err)
 		}
 	}
+	// No prepared file (a location not in layers.json's directory), or
+	// other writers kept saving first: add and save under the lock.
+	var snap layer.Layer
+	locked := false
+	err = s.withLayersLock(ctx, modeWrite, func() error {
+		locked = true
+		if err := sl.checkLocked(); err != nil {
+			return sl.removePlacedLocked(ctx, rec.ID, err)
+		}
+		if err := s.checkPlacedLocked(rec.ID); err != nil {
+			return sl.removePlacedLocked(ctx, rec.ID, err)
+		}
+		if err := s.layers.Add(rec, loc); err != nil {
+			return sl.removePlacedLocked(ctx, rec.ID, mapTableErr(err))
+		}
+		f, err := s.layers.SaveWith(ctx, table.SaveOptions{DeferSyncDir: true})
+		if err != nil {
+			return sl.removePlacedLocked(ctx, rec.ID, err)
+		}
+		finish, snap = f, layer.Copy(rec)
+		return nil
+	})
+	if err != nil && !locked {
+		// The lock was not taken (ctx ended): the marker stays for the
+		// next writer to remove the layer's files.
+		_ = sl.Discard() // only empty staging dirs are left
+		return nil, nil, errors.Join(err, errPlacedLeft)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	sl.done = true
+	return &snap, finish, nil
+}
+
+// commitPrepared is step 4's fast path: under the write lock, taken only
+// if no writer saved the records since prep was encoded (so step 1's
+// checks still hold: the read-only stores are not looked at again), the
+// rename of prep over layers.json. ok is false, with nothing done, when
+// the records moved on.
+//
+// Locking: takes layers.lock for writing.
+func (sl *StagedLayer) commitPrepared(ctx context.Context, rec *layer.Layer, prep *table.Prepared[layer.Layer]) (_ *layer.Layer, finish func() error, ok bool, _ error) {
+	s := sl.s
+	err := s.checkDriver(ctx)
+	var unlock func()
+	if err == nil {
+		unlock, ok, err = s.layers.LockWriteFor(ctx, prep)
+	}
+	if err != nil {
+		// No lock (ctx ended): the marker stays for the next writer to
+		// remove the layer's files.
+		_ = sl.Discard() // only empty staging dirs are left
+		return nil, nil, false, errors.Join(err, errPlacedLeft)
+	}
+	if !ok {
+		return nil, nil, false, nil
+	}
+	defer unlock()
+	if err := s.checkPlacedLocked(rec.ID); err != nil {
+		return nil, nil, false, sl.removePlacedLocked(ctx, rec.ID, err)
+	}
+	finish, ok, err = s.layers.CommitPrepared(ctx, prep, rec)
+	if err != nil {
+		return nil, nil, false, sl.removePlacedLocked(ctx, rec.ID, err)
+	}
+	if !ok {
+		return nil, nil, false, nil
+	}
+	snap := layer.Copy(rec)
+	return &snap, finish, true, nil
 }
 
 // withLayersLock runs fn with layers.lock held in mode.

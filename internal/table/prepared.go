@@ -79,6 +79,36 @@ func (p *Prepared[R]) Abort() {
 	}
 }
 
+// LockWriteFor takes the write lock to commit p: if the table is still
+// as it was when p was encoded (no other writer's token, no change in
+// this process), it keeps the lock (ok true) without reloading or
+// repairing anything; otherwise it releases the lock at once (ok false)
+// and leaves the reload to the next lock, so a stale attempt costs the
+// lock only for a token read. The returned function releases the lock.
+func (t *Table[R]) LockWriteFor(ctx context.Context, p *Prepared[R]) (unlock func(), ok bool, err error) {
+	if t.opts.ReadOnly {
+		return nil, false, fmt.Errorf("%s: %w", t.lock.Path(), ErrReadOnly)
+	}
+	if err := t.lockAll(ctx, true); err != nil {
+		return nil, false, err
+	}
+	t.mu.Lock()
+	tok, err := t.lock.LastWrite()
+	current := err == nil && t.loaded && tok == t.seen && t.gen == p.gen &&
+		len(t.dirty) == 0 && !t.needSave && !t.mtimeChanged()
+	if !current {
+		t.mu.Unlock()
+		t.unlockAll()
+		if err != nil {
+			return nil, false, fmt.Errorf("reading last-writer token of %s: %w", t.lock.Path(), err)
+		}
+		return nil, false, nil
+	}
+	t.writeDepth++
+	t.mu.Unlock()
+	return t.unlockWrite, true, nil
+}
+
 // CommitPrepared installs p if the table is as it was when p was encoded
 // (no reload, no change in this process): it adds p's record in memory,
 // writes a new token and renames p's file over the location file. ok is

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stowage/stowage/internal/fsx"
 )
@@ -225,5 +226,58 @@ func TestPrepareAddChecksIDAndNames(t *testing.T) {
 	}
 	if _, err := tb.PrepareAdd(&rec{ID: "c"}, 5, filepath.Join(dir, "p")); err == nil {
 		t.Errorf("a bad location was accepted")
+	}
+}
+
+// LockWriteFor keeps the write lock only while p is current; after another
+// writer's save it lets go at once, without reloading (the next lock
+// does), and a fresh prepare then commits.
+func TestLockWriteFor(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	tb := newTable(t, dir, false)
+	p := prepare(t, tb, &rec{ID: "a"}, filepath.Join(dir, "prep-a.json"))
+	other := newTable(t, dir, false)
+	unlock, err := other.LockWrite(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := other.Add(&rec{ID: "b"}, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := other.Save(ctx); err != nil {
+		t.Fatal(err)
+	}
+	unlock()
+	gen := tb.gen
+	if u, ok, err := tb.LockWriteFor(ctx, p); err != nil || ok || u != nil {
+		t.Fatalf("LockWriteFor after another save: ok %v, %v; want refused", ok, err)
+	}
+	if tb.gen != gen {
+		t.Errorf("LockWriteFor reloaded the table")
+	}
+	tctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	unlock, err = other.LockWrite(tctx)
+	cancel()
+	if err != nil {
+		t.Fatalf("LockWriteFor kept the lock after refusing: %v", err)
+	}
+	unlock()
+	p.Abort()
+	p = prepare(t, tb, &rec{ID: "a"}, filepath.Join(dir, "prep-a.json"))
+	u, ok, err := tb.LockWriteFor(ctx, p)
+	if err != nil || !ok {
+		t.Fatalf("LockWriteFor on a current prepare: %v, %v", ok, err)
+	}
+	finish, ok, err := tb.CommitPrepared(ctx, p)
+	u()
+	if err != nil || !ok {
+		t.Fatalf("CommitPrepared: %v, %v", ok, err)
+	}
+	if err := finish(); err != nil {
+		t.Fatal(err)
+	}
+	if got := fileIDs(t, filepath.Join(dir, "x.json")); !slices.Equal(got, []string{"a", "b"}) {
+		t.Errorf("x.json holds %v", got)
 	}
 }

@@ -196,15 +196,7 @@ func (t *Table[R]) LockWrite(ctx context.Context) (func(), error) {
 	err := t.refreshLocked()
 	t.writeDepth++
 	t.mu.Unlock()
-	unlock := func() {
-		t.mu.Lock()
-		t.writeDepth--
-		if len(t.dirty) > 0 || t.needSave {
-			t.loaded = false // unsaved in-memory changes: reload next time
-		}
-		t.mu.Unlock()
-		t.unlockAll()
-	}
+	unlock := t.unlockWrite
 	if err == nil && t.needsRepairLocked() {
 		if t.opts.NeedsRepair != nil && t.opts.NeedsRepair(t.recs) && t.opts.Repair != nil {
 			err = t.opts.Repair(ctx)
@@ -218,6 +210,19 @@ func (t *Table[R]) LockWrite(ctx context.Context) (func(), error) {
 		return nil, err
 	}
 	return unlock, nil
+}
+
+// unlockWrite releases a write lock taken by LockWrite or LockWriteFor;
+// if a mutation was not saved, the cache is dropped so the next lock
+// reloads from disk.
+func (t *Table[R]) unlockWrite() {
+	t.mu.Lock()
+	t.writeDepth--
+	if len(t.dirty) > 0 || t.needSave {
+		t.loaded = false // unsaved in-memory changes: reload next time
+	}
+	t.mu.Unlock()
+	t.unlockAll()
 }
 
 // needsRepairLocked reports whether the loaded records must be repaired
