@@ -442,13 +442,19 @@ class Runner:
                 if "reference" in m:
                     ratio += f", ref/stowage {m['reference'] / m['stowage']:.2f}x"
                 rows.append((f"  CPU seconds {name}", txt, ratio, ""))
+        # Durable against durable, as the floor counts tar -x + sync: the
+        # reference's import followed by sync -f (it flushes nothing
+        # itself) against stowage's import (which returns with the layer on
+        # disk) followed by the same sync -f. The reference's command time
+        # alone against stowage's durable time is printed beside it.
         for name in ("plain", "zstd"):
             s, r = self.med(f"{name}/stowage"), self.med(f"{name}/reference/nosync")
             rs = self.med(f"{name}/reference")
             if s is not None and r is not None:
                 rows.append((f"  reference {name}", f"{r:.2f}s (+sync {rs:.2f}s)",
-                             f"ref/tar {rs / self.med(name + '/tar'):.2f}x", ""))
-            target(f"ref 1.43 / stowage, {name} 250MB", r / s if (s and r) else None, ">= 3.00x",
+                             f"ref/tar {rs / self.med(name + '/tar'):.2f}x; "
+                             f"ref without its sync / stowage {r / s:.2f}x", ""))
+            target(f"ref 1.43 / stowage, {name} 250MB (both durable)", rs / s if (s and rs) else None, ">= 3.00x",
                    lambda v: v >= 3)
         d, t = self.med("diff/stowage"), self.med("diff/tar-c")
         if self.cpu.get("diff/stowage") and self.cpu.get("diff/tar-c"):
