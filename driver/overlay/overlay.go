@@ -292,11 +292,7 @@ func (d *Driver) Exists(id string) bool {
 // ListLayers lists every directory of the read-write homes except l,
 // staging and tempdirs.
 func (d *Driver) ListLayers() ([]string, error) {
-	var dirs []string
-	for _, base := range d.homes.Writable() {
-		dirs = append(dirs, base)
-	}
-	ids, err := driver.ListSubdirs(dirs, func(name string) bool { return reservedNames[name] })
+	ids, err := driver.ListSubdirs(d.homes.Writable(), func(name string) bool { return reservedNames[name] })
 	if err != nil {
 		return nil, fmt.Errorf("overlay list layers: %w", err)
 	}
