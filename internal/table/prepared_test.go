@@ -32,6 +32,23 @@ func prepare(t *testing.T, tb *Table[rec], r *rec, tmp string) *Prepared[rec] {
 	return p
 }
 
+// addSaved adds record id to tb and saves, under the write lock.
+func addSaved(t *testing.T, tb *Table[rec], id string) {
+	t.Helper()
+	ctx := context.Background()
+	unlock, err := tb.LockWrite(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlock()
+	if err := tb.Add(&rec{ID: id}, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := tb.Save(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // commit runs CommitPrepared under the write lock.
 func commit(t *testing.T, tb *Table[rec], p *Prepared[rec]) (finish func() error, ok bool) {
 	t.Helper()
@@ -138,30 +155,9 @@ func TestCommitPreparedRefusesStale(t *testing.T) {
 			p := prepare(t, tb, &rec{ID: "a"}, filepath.Join(dir, "prep-a.json"))
 			switch how {
 			case "other process":
-				other := newTable(t, dir, false)
-				unlock, err := other.LockWrite(ctx)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if err := other.Add(&rec{ID: "b"}, 0); err != nil {
-					t.Fatal(err)
-				}
-				if err := other.Save(ctx); err != nil {
-					t.Fatal(err)
-				}
-				unlock()
+				addSaved(t, newTable(t, dir, false), "b")
 			case "this process":
-				unlock, err := tb.LockWrite(ctx)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if err := tb.Add(&rec{ID: "b"}, 0); err != nil {
-					t.Fatal(err)
-				}
-				if err := tb.Save(ctx); err != nil {
-					t.Fatal(err)
-				}
-				unlock()
+				addSaved(t, tb, "b")
 			case "reload":
 				tb.Invalidate()
 			}
@@ -238,17 +234,7 @@ func TestLockWriteFor(t *testing.T) {
 	tb := newTable(t, dir, false)
 	p := prepare(t, tb, &rec{ID: "a"}, filepath.Join(dir, "prep-a.json"))
 	other := newTable(t, dir, false)
-	unlock, err := other.LockWrite(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := other.Add(&rec{ID: "b"}, 0); err != nil {
-		t.Fatal(err)
-	}
-	if err := other.Save(ctx); err != nil {
-		t.Fatal(err)
-	}
-	unlock()
+	addSaved(t, other, "b")
 	gen := tb.gen
 	if u, ok, err := tb.LockWriteFor(ctx, p); err != nil || ok || u != nil {
 		t.Fatalf("LockWriteFor after another save: ok %v, %v; want refused", ok, err)
@@ -257,7 +243,7 @@ func TestLockWriteFor(t *testing.T) {
 		t.Errorf("LockWriteFor reloaded the table")
 	}
 	tctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	unlock, err = other.LockWrite(tctx)
+	unlock, err := other.LockWrite(tctx)
 	cancel()
 	if err != nil {
 		t.Fatalf("LockWriteFor kept the lock after refusing: %v", err)
