@@ -181,28 +181,31 @@ func (s *Store) needsRepair(recs []*Layer) bool {
 
 // repair removes every incomplete layer completely, and every layer a
 // dead commit marker names that has no complete record, then the markers,
-// and saves. A marker is dead when nobody holds its lock (see
+// and saves if it removed a record. A marker is dead when nobody holds its lock (see
 // LockCommit); each is locked while its layer is removed.
 //
 // Locking: layers.lock held for writing.
 func (s *Store) repair(ctx context.Context) error {
+	removed := false
 	for _, l := range slices.Clone(s.t.All()) {
 		if Incomplete(l) {
 			if err := s.removeLayer(ctx, l.ID); err != nil {
 				return err
 			}
+			removed = true
 		}
 	}
 	for _, id := range s.markers {
-		h, err := lockfile.TryLock(s.markerPath(id))
-		if errors.Is(err, lockfile.ErrLocked) {
-			continue // a live commit took it since the load
+		h, err := lockfile.TryLockExisting(s.markerPath(id))
+		if errors.Is(err, lockfile.ErrLocked) || errors.Is(err, os.ErrNotExist) {
+			continue // a live commit took it, or its owner removed it, since the load
 		}
 		if err != nil {
 			return fmt.Errorf("commit marker of layer %s: %w", id, err)
 		}
 		if _, ok := s.t.Get(id); !ok {
 			err = s.removeLayer(ctx, id)
+			removed = true
 		}
 		if err == nil {
 			err = s.removePrepared(id)
@@ -213,6 +216,11 @@ func (s *Store) repair(ctx context.Context) error {
 		}
 	}
 	s.markers = nil
+	if !removed {
+		// Only markers of complete records went: saving would move the
+		// token and make every commit in flight prepare again.
+		return nil
+	}
 	return s.Save(ctx)
 }
 
@@ -363,7 +371,7 @@ func (s *Store) listMarkers() (dead, live []string) {
 		if !ok || !e.Type().IsRegular() || table.ValidID(id) != nil {
 			continue
 		}
-		h, err := lockfile.TryLock(filepath.Join(s.opts.Dir, "tmp", e.Name()))
+		h, err := lockfile.TryLockExisting(filepath.Join(s.opts.Dir, "tmp", e.Name()))
 		switch {
 		case errors.Is(err, lockfile.ErrLocked):
 			live = append(live, id)

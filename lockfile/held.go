@@ -29,6 +29,33 @@ const tryLockAttempts = 8
 // locked file is still the one at path (not one unlinked meanwhile).
 func TryLock(path string) (*Held, error) { return tryLock(path, false) }
 
+// TryLockExisting is TryLock of a file that must exist: it never creates
+// path, and fails with an error matching os.ErrNotExist when it is gone
+// (for probing files someone else owns, such as a layer's commit marker,
+// without leaving a new one behind when its owner just removed it).
+func TryLockExisting(path string) (*Held, error) {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return nil, fmt.Errorf("opening lock file: %w", err)
+	}
+	if err := setLock(f, modeWrite); err != nil {
+		_ = f.Close()
+		if errors.Is(err, errWouldBlock) {
+			return nil, fmt.Errorf("%s: %w", path, ErrLocked)
+		}
+		return nil, fmt.Errorf("locking %s: %w", path, err)
+	}
+	same, err := isSameFile(f, path)
+	if err != nil || !same {
+		_ = f.Close()
+		if err == nil {
+			err = fmt.Errorf("%s: removed while being locked: %w", path, os.ErrNotExist)
+		}
+		return nil, err
+	}
+	return &Held{path: path, f: f}, nil
+}
+
 // TryLockNew creates path with O_EXCL and locks it without blocking. It
 // fails with an error matching os.ErrExist if path already exists, and with
 // ErrLocked if someone else locked or removed the new file first.

@@ -432,3 +432,38 @@ func TestTryLockNew(t *testing.T) {
 		t.Fatalf("TryLockNew of existing path: %v, want ErrExist", err)
 	}
 }
+
+// TryLockExisting never creates the file: a missing (or just removed)
+// path is os.ErrNotExist and stays missing; a held one is ErrLocked; a
+// free one is locked.
+func TestTryLockExisting(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "commit-x")
+	if _, err := TryLockExisting(path); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("missing file: %v, want ErrNotExist", err)
+	}
+	if _, err := os.Lstat(path); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("TryLockExisting created the file: %v", err)
+	}
+	owner, err := TryLock(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := TryLockExisting(path); !errors.Is(err, ErrLocked) {
+		t.Fatalf("held file: %v, want ErrLocked", err)
+	}
+	if err := owner.Remove(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := TryLockExisting(path); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("removed file: %v, want ErrNotExist", err)
+	}
+	if err := os.WriteFile(path, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	h, err := TryLockExisting(path)
+	if err != nil {
+		t.Fatalf("free file: %v", err)
+	}
+	_ = h.Release()
+}

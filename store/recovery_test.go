@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -590,5 +591,42 @@ func TestCommitRetriesAfterConcurrentSave(t *testing.T) {
 	}
 	if got := entries(t, filepath.Join(opts.GraphRoot, "vfs-layers", "tmp")); len(got) != 0 {
 		t.Errorf("tmp/ after the commits: %v", got)
+	}
+}
+
+// A dead commit marker of a layer whose record is complete (a process
+// killed after its rename, before removing the marker) is removed by the
+// next writer without saving the records: a save would move the token
+// and make every commit in flight prepare again.
+func TestCompleteMarkerRemovedWithoutSave(t *testing.T) {
+	s, opts := openTest(t)
+	ctx := testCtx(t)
+	l, err := s.PutLayer(ctx, bytes.NewReader(makeTar(t, map[string]string{"a": "1"})), LayerOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ld := filepath.Join(opts.GraphRoot, "vfs-layers")
+	marker := filepath.Join(ld, "tmp", "commit-"+l.ID)
+	if err := os.WriteFile(marker, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	before, err := os.ReadFile(filepath.Join(ld, "layers.lock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s2, err := Open(ctx, opts) // another process: loads, finds the marker
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	if _, err := s2.Layer(ctx, l.ID); err != nil {
+		t.Fatalf("the complete layer after the repair: %v", err)
+	}
+	if _, err := os.Lstat(marker); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("marker left: %v", err)
+	}
+	after, _ := os.ReadFile(filepath.Join(ld, "layers.lock"))
+	if !bytes.Equal(before, after) {
+		t.Errorf("removing the marker of a complete layer wrote a new token")
 	}
 }
