@@ -181,8 +181,9 @@ func (s *Store) needsRepair(recs []*Layer) bool {
 
 // repair removes every incomplete layer completely, and every layer a
 // dead commit marker names that has no complete record, then the markers,
-// and saves if it removed a record. A marker is dead when nobody holds its lock (see
-// LockCommit); each is locked while its layer is removed.
+// and saves if it removed a record. A marker is dead when nobody holds
+// its lock (see LockCommit); each is locked while its layer is removed,
+// and stays if that fails.
 //
 // Locking: layers.lock held for writing.
 func (s *Store) repair(ctx context.Context) error {
@@ -204,13 +205,13 @@ func (s *Store) repair(ctx context.Context) error {
 			return fmt.Errorf("commit marker of layer %s: %w", id, err)
 		}
 		if _, ok := s.t.Get(id); !ok {
-			err = s.removeLayer(ctx, id)
+			if err := s.removeLayer(ctx, id); err != nil {
+				_ = h.Release() // the marker stays: the next writer retries
+				return err
+			}
 			removed = true
 		}
-		if err == nil {
-			err = s.removePrepared(id)
-		}
-		err = errors.Join(err, h.Remove())
+		err = errors.Join(s.removePrepared(id), h.Remove())
 		if err != nil {
 			return fmt.Errorf("removing commit marker of layer %s: %w", id, err)
 		}
