@@ -96,11 +96,17 @@ func (g *globalOptions) anyStoreFlag() bool {
 	return g.graph != "" || g.run != "" || g.driver != "" || len(g.storageOpts) > 0
 }
 
-// fromConfig replaces the store options with the configured defaults.
+// fromConfig fills the store options no root, driver or driver option
+// flag gave with the configured defaults; an --image-store,
+// --transient-store or --disable-volatile given before the command name
+// still counts (a flag turns a mode on whatever the file says).
 func (g *globalOptions) fromConfig(c *config.Config) {
 	g.graph, g.run, g.driver = c.GraphRoot, c.RunRoot, c.Driver
 	g.storageOpts = append([]string(nil), c.DriverOptions...)
-	g.imageStore, g.transient = c.ImageStore, c.TransientStore
+	if g.imageStore == "" {
+		g.imageStore = c.ImageStore
+	}
+	g.transient = g.transient || c.TransientStore
 	g.disableVolatile = g.disableVolatile || c.DisableVolatile
 }
 

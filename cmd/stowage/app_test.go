@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/stowage/stowage/config"
 )
 
 // runTest runs the CLI in-process with a store configuration that does
@@ -167,6 +169,37 @@ func TestStoreOptionResolution(t *testing.T) {
 	}
 	if _, err := (&globalOptions{driver: "vfs"}).storeOptions(); err == nil {
 		t.Error("no roots: want an error")
+	}
+}
+
+// Mode flags given before the command name survive the configured
+// defaults that fill the roots (no root, driver or option flag given).
+func TestModeFlagsKeptOverConfig(t *testing.T) {
+	for _, tc := range []struct {
+		conf  string
+		flags globalOptions
+		want  func(g *globalOptions) bool
+	}{
+		{"transient_store = false\n", globalOptions{transient: true}, func(g *globalOptions) bool { return g.transient }},
+		{"transient_store = true\n", globalOptions{}, func(g *globalOptions) bool { return g.transient }},
+		{"imagestore = \"/cfg-is\"\n", globalOptions{imageStore: "/flag-is"}, func(g *globalOptions) bool { return g.imageStore == "/flag-is" }},
+		{"imagestore = \"/cfg-is\"\n", globalOptions{}, func(g *globalOptions) bool { return g.imageStore == "/cfg-is" }},
+	} {
+		conf := filepath.Join(t.TempDir(), "storage.conf")
+		body := "[storage]\ndriver = \"vfs\"\ngraphroot = \"/cfg-g\"\nrunroot = \"/cfg-r\"\n" + tc.conf
+		if err := os.WriteFile(conf, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Setenv("CONTAINERS_STORAGE_CONF", conf)
+		c, err := config.Default()
+		if err != nil {
+			t.Fatal(err)
+		}
+		g := tc.flags
+		g.fromConfig(c)
+		if !tc.want(&g) || g.graph != "/cfg-g" {
+			t.Errorf("config %q, flags %+v: got %+v", tc.conf, tc.flags, g)
+		}
 	}
 }
 
