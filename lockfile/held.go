@@ -27,39 +27,18 @@ const tryLockAttempts = 8
 // TryLock creates (if needed) and locks path without blocking; ErrLocked if
 // another owner (in any process, or this one) holds it. On success the
 // locked file is still the one at path (not one unlinked meanwhile).
-func TryLock(path string) (*Held, error) { return tryLock(path, false) }
+func TryLock(path string) (*Held, error) { return tryLock(path, openCreate) }
 
 // TryLockExisting is TryLock of a file that must exist: it never creates
 // path, and fails with an error matching os.ErrNotExist when it is gone
 // (for probing files someone else owns, such as a layer's commit marker,
 // without leaving a new one behind when its owner just removed it).
-func TryLockExisting(path string) (*Held, error) {
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
-	if err != nil {
-		return nil, fmt.Errorf("opening lock file: %w", err)
-	}
-	if err := setLock(f, modeWrite); err != nil {
-		_ = f.Close()
-		if errors.Is(err, errWouldBlock) {
-			return nil, fmt.Errorf("%s: %w", path, ErrLocked)
-		}
-		return nil, fmt.Errorf("locking %s: %w", path, err)
-	}
-	same, err := isSameFile(f, path)
-	if err != nil || !same {
-		_ = f.Close()
-		if err == nil {
-			err = fmt.Errorf("%s: removed while being locked: %w", path, os.ErrNotExist)
-		}
-		return nil, err
-	}
-	return &Held{path: path, f: f}, nil
-}
+func TryLockExisting(path string) (*Held, error) { return tryLock(path, openExisting) }
 
 // TryLockNew creates path with O_EXCL and locks it without blocking. It
 // fails with an error matching os.ErrExist if path already exists, and with
 // ErrLocked if someone else locked or removed the new file first.
-func TryLockNew(path string) (*Held, error) { return tryLock(path, true) }
+func TryLockNew(path string) (*Held, error) { return tryLock(path, openNew) }
 
 // WaitLock is TryLock that waits for another owner to let go, polling with
 // the backoff of File's waits, until it gets the lock or ctx ends (then a
@@ -83,10 +62,22 @@ func WaitLock(ctx context.Context, path string) (*Held, error) {
 	}
 }
 
-func tryLock(path string, exclusive bool) (*Held, error) {
-	flags := os.O_RDWR | os.O_CREATE
-	if exclusive {
-		flags |= os.O_EXCL
+// openMode says how tryLock opens the lock file.
+type openMode int
+
+const (
+	openCreate   openMode = iota // create if missing (TryLock)
+	openNew                      // create, failing if it exists (TryLockNew)
+	openExisting                 // never create (TryLockExisting)
+)
+
+func tryLock(path string, m openMode) (*Held, error) {
+	flags := os.O_RDWR
+	switch m {
+	case openCreate:
+		flags |= os.O_CREATE
+	case openNew:
+		flags |= os.O_CREATE | os.O_EXCL
 	}
 	for range tryLockAttempts {
 		f, err := os.OpenFile(path, flags, 0o644)
@@ -111,8 +102,11 @@ func tryLock(path string, exclusive bool) (*Held, error) {
 		// The file we locked was unlinked (its owner removed it): the path
 		// now names another file or nothing.
 		_ = f.Close()
-		if exclusive {
+		switch m {
+		case openNew:
 			return nil, fmt.Errorf("%s: removed while being created: %w", path, ErrLocked)
+		case openExisting:
+			return nil, fmt.Errorf("%s: removed while being locked: %w", path, os.ErrNotExist)
 		}
 	}
 	return nil, fmt.Errorf("%s: replaced repeatedly while locking: %w", path, ErrLocked)
