@@ -79,6 +79,14 @@ func (p *Prepared[R]) Abort() {
 	}
 }
 
+// unchangedSinceLocked reports whether the table is as it was when p was
+// encoded: not reloaded, not changed in memory, nothing unsaved.
+//
+// Locking: t.lock held.
+func (t *Table[R]) unchangedSinceLocked(p *Prepared[R]) bool {
+	return t.loaded && t.gen == p.gen && len(t.dirty) == 0 && !t.needSave
+}
+
 // LockWriteFor takes the write lock to commit p: if the table is still
 // as it was when p was encoded (no other writer's token, no change in
 // this process), it keeps the lock (ok true) without reloading or
@@ -94,8 +102,7 @@ func (t *Table[R]) LockWriteFor(ctx context.Context, p *Prepared[R]) (unlock fun
 	}
 	t.mu.Lock()
 	tok, err := t.lock.LastWrite()
-	current := err == nil && t.loaded && tok == t.seen && t.gen == p.gen &&
-		len(t.dirty) == 0 && !t.needSave && !t.mtimeChanged()
+	current := err == nil && t.upToDateLocked(tok) && t.unchangedSinceLocked(p)
 	if !current {
 		t.mu.Unlock()
 		t.unlockAll()
@@ -128,7 +135,7 @@ func (t *Table[R]) CommitPrepared(ctx context.Context, p *Prepared[R]) (finish f
 	if err := ctx.Err(); err != nil {
 		return noop, false, err
 	}
-	if !t.loaded || t.gen != p.gen || len(t.dirty) > 0 || t.needSave {
+	if !t.unchangedSinceLocked(p) {
 		return noop, false, nil
 	}
 	if err := t.Add(p.rec, p.loc); err != nil {

@@ -242,7 +242,7 @@ func (t *Table[R]) refreshLocked() error {
 	if err != nil {
 		return fmt.Errorf("reading last-writer token of %s: %w", t.lock.Path(), err)
 	}
-	if t.loaded && tok == t.seen && !t.mtimeChanged() {
+	if t.upToDateLocked(tok) {
 		return nil
 	}
 	t.loaded = false
@@ -252,6 +252,15 @@ func (t *Table[R]) refreshLocked() error {
 	t.seen = tok
 	t.loaded = true
 	return nil
+}
+
+// upToDateLocked reports whether the loaded records are what is on disk:
+// loaded, no other writer's token since (tok is the lock file's), no
+// tracked file changed.
+//
+// Locking: t.lock held; t.mu held.
+func (t *Table[R]) upToDateLocked(tok lockfile.LastWrite) bool {
+	return t.loaded && tok == t.seen && !t.mtimeChanged()
 }
 
 func (t *Table[R]) mtimeChanged() bool {
