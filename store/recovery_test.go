@@ -212,6 +212,22 @@ func TestKilledPutLayerRecovered(t *testing.T) {
 	}
 }
 
+// startBlockedCommit starts a child that puts layer id in place on drv
+// and blocks before saving its record (testHookCommitted). It returns the
+// child, the store's roots and the layer's directory and tar-split.
+func startBlockedCommit(t *testing.T, drv, id string) (c *testutil.Child, g, r, layerDir, tsPath string) {
+	t.Helper()
+	if drv == "overlay" {
+		drivertest.RequireOverlay(t)
+	}
+	dir := t.TempDir()
+	g, r = filepath.Join(dir, "g"), filepath.Join(dir, "r")
+	c = testutil.StartChild(t, childSpec("put-commit-block", g, r, drv, id))
+	c.Expect(t, "committed", time.Minute)
+	layerDir = map[string]string{"vfs": filepath.Join(g, "vfs", "dir", id), "overlay": filepath.Join(g, "overlay", id)}[drv]
+	return c, g, r, layerDir, filepath.Join(g, drv+"-layers", id+".tar-split.gz")
+}
+
 // A process killed in the middle of a commit (the layer's directory and
 // tar-split in place, the record not yet saved) leaves its commit marker,
 // and the next open removes the layer and the marker entirely.
@@ -219,15 +235,7 @@ func TestKilledCommitRecovered(t *testing.T) {
 	const id = "aaaabbbbccccddddaaaabbbbccccddddaaaabbbbccccddddaaaabbbbccccdddd"
 	for _, drv := range storeDrivers(t) {
 		t.Run(drv, func(t *testing.T) {
-			if drv == "overlay" {
-				drivertest.RequireOverlay(t)
-			}
-			dir := t.TempDir()
-			g, r := filepath.Join(dir, "g"), filepath.Join(dir, "r")
-			c := testutil.StartChild(t, childSpec("put-commit-block", g, r, drv, id))
-			c.Expect(t, "committed", time.Minute)
-			layerDir := map[string]string{"vfs": filepath.Join(g, "vfs", "dir", id), "overlay": filepath.Join(g, "overlay", id)}[drv]
-			tsPath := filepath.Join(g, drv+"-layers", id+".tar-split.gz")
+			c, g, r, layerDir, tsPath := startBlockedCommit(t, drv, id)
 			for _, p := range []string{layerDir, tsPath} {
 				if _, err := os.Stat(p); err != nil {
 					t.Fatalf("the child is past the driver commit, but: %v", err)
@@ -495,15 +503,7 @@ func TestLiveCommitNotDisturbed(t *testing.T) {
 	const id = "5555bbbbccccddddaaaabbbbccccddddaaaabbbbccccddddaaaabbbbcccc5555"
 	for _, drv := range storeDrivers(t) {
 		t.Run(drv, func(t *testing.T) {
-			if drv == "overlay" {
-				drivertest.RequireOverlay(t)
-			}
-			dir := t.TempDir()
-			g, r := filepath.Join(dir, "g"), filepath.Join(dir, "r")
-			c := testutil.StartChild(t, childSpec("put-commit-block", g, r, drv, id))
-			c.Expect(t, "committed", time.Minute)
-			layerDir := map[string]string{"vfs": filepath.Join(g, "vfs", "dir", id), "overlay": filepath.Join(g, "overlay", id)}[drv]
-			tsPath := filepath.Join(g, drv+"-layers", id+".tar-split.gz")
+			c, g, r, layerDir, tsPath := startBlockedCommit(t, drv, id)
 			s, err := Open(testCtx(t), Options{GraphRoot: g, RunRoot: r, GraphDriverName: drv})
 			if err != nil {
 				t.Fatal(err)
