@@ -444,7 +444,7 @@ func (p *puller) commit(ctx context.Context, j *job) error {
 	j.staged = nil
 	close(j.committed)
 	if finish == nil {
-		p.release(j) // else once finish has run (finishCommits)
+		p.release(j) // else when pullLayers ends: after finishCommits (and a rollback)
 	}
 	p.event(j, EventCommitted, j.bytes.Load(), j.layer.Size)
 	return nil
@@ -452,7 +452,8 @@ func (p *puller) commit(ctx context.Context, j *job) error {
 
 // finishCommits runs the deferred last flush of every commit (all the
 // same directory's fsync: the first one persists every rename before it,
-// the others cost little) and releases their fetch locks.
+// the others cost little). The fetch locks stay held: pullLayers releases
+// them after a failed pull's rollback, as for any other layer.
 func (p *puller) finishCommits() error {
 	var errs []error
 	for _, j := range p.jobs {
@@ -462,7 +463,6 @@ func (p *puller) finishCommits() error {
 		p.mu.Unlock()
 		if finish != nil {
 			errs = append(errs, finish())
-			p.release(j)
 		}
 	}
 	return errors.Join(errs...)
