@@ -25,6 +25,7 @@ import (
 	"github.com/stowage/stowage/archive"
 	"github.com/stowage/stowage/driver/drivertest"
 	"github.com/stowage/stowage/internal/fsx"
+	"github.com/stowage/stowage/lockfile"
 	"github.com/stowage/stowage/source"
 	"github.com/stowage/stowage/store"
 )
@@ -258,23 +259,36 @@ func TestPullCorruptBlob(t *testing.T) {
 	forDrivers(t, func(t *testing.T, st *store.Store) {
 		img := randomImage(t, 3)
 		dir := writeLayout(t, map[string]v1.Image{"v1": img})
-		ls, _ := img.Layers()
-		d, _ := ls[2].Digest()
-		p := filepath.Join(dir, "blobs", "sha256", d.Hex)
-		data, err := os.ReadFile(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		data[len(data)/2] ^= 0xff
-		if err := os.WriteFile(p, data, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		_, err = Pull(testCtx(t), st, open(t, "oci:"+dir), Options{Jobs: 1})
+		corruptBlob(t, dir, img, 2)
+		_, err := Pull(testCtx(t), st, open(t, "oci:"+dir), Options{Jobs: 1})
 		if !errors.Is(err, source.ErrDigestMismatch) {
 			t.Fatalf("Pull of a corrupt blob: %v, want ErrDigestMismatch", err)
 		}
 		assertEmpty(t, st)
 	})
+}
+
+// corruptBlob flips a byte in the middle of the blob of img's layer i in
+// the layout dir.
+func corruptBlob(t *testing.T, dir string, img v1.Image, i int) {
+	t.Helper()
+	ls, err := img.Layers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := ls[i].Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(dir, "blobs", "sha256", d.Hex)
+	data, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data[len(data)/2] ^= 0xff
+	if err := os.WriteFile(p, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // A diff ID in the config that does not match the content is caught too.
@@ -610,5 +624,86 @@ func TestPullFinishesCommitsBeforeTheImage(t *testing.T) {
 		if at < 0 || all < n {
 			t.Errorf("layer records' directory fsyncs (with the number of records then): %v; want %d with all %d records, before images.json", evs, n, n)
 		}
+	})
+}
+
+// A pull that fails after committing a layer deletes that layer again
+// before it releases the layer's fetch lock (the lock is held at every
+// save of layers.json the rollback makes): a pull
+// waiting on the lock then finds the layer absent and fetches it, instead
+// of reusing a layer that is about to be deleted. Releasing the locks of
+// the commits whose last flush was deferred when that flush ran, before
+// the rollback, fails this.
+func TestPullRollbackBeforeReleasingFetchLocks(t *testing.T) {
+	forDrivers(t, func(t *testing.T, st *store.Store) {
+		ctx := testCtx(t)
+		img := randomImage(t, 2)
+		dir := writeLayout(t, map[string]v1.Image{"v1": img})
+		corruptBlob(t, dir, img, 1)
+		src := open(t, "oci:"+dir)
+		im, err := src.Image(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The corrupt blob is served only once the base layer is committed.
+		gate := make(chan struct{})
+		g := &gatedSource{Source: src, last: im.Layers[1].Digest, gate: gate}
+		base := LayerIDs(diffIDs(t, img))[0]
+		lockPath := filepath.Join(st.RunRoot(), st.GraphDriverName()+"-layers", "pull-locks", base+".lock")
+		layersDir := filepath.Join(st.GraphRoot(), st.GraphDriverName()+"-layers")
+		var mu sync.Mutex
+		var saves []string // "with" or "without" the base layer; "+free" if its fetch lock was free
+		t.Cleanup(fsx.SetSyncHook(func(k fsx.SyncKind, p string) {
+			if k != fsx.SyncFileData || filepath.Dir(p) != layersDir || !strings.HasPrefix(filepath.Base(p), fsx.TempPrefix("layers.json")) {
+				return
+			}
+			b, err := os.ReadFile(p)
+			if err != nil {
+				t.Errorf("reading %s: %v", p, err)
+				return
+			}
+			e := "without"
+			if strings.Contains(string(b), base) {
+				e = "with"
+			}
+			switch h, err := lockfile.TryLock(lockPath); {
+			case err == nil:
+				e += "+free"
+				_ = h.Remove()
+			case !errors.Is(err, lockfile.ErrLocked):
+				t.Errorf("trying the fetch lock: %v", err)
+			}
+			mu.Lock()
+			saves = append(saves, e)
+			mu.Unlock()
+		}))
+		_, err = Pull(ctx, st, g, Options{Jobs: 2, Progress: &commitSeen{gate: gate}})
+		if !errors.Is(err, source.ErrDigestMismatch) {
+			t.Fatalf("Pull with a corrupt top layer: %v, want ErrDigestMismatch", err)
+		}
+		mu.Lock()
+		got := slices.Clone(saves)
+		mu.Unlock()
+		// The base layer was committed (the gate opened), then deleted by
+		// the rollback (a save without it).
+		select {
+		case <-gate:
+		default:
+			t.Fatal("the base layer was never committed")
+		}
+		if !slices.Contains(got, "without") && !slices.Contains(got, "without+free") {
+			t.Fatalf("layers.json saves %v: none drops the base layer", got)
+		}
+		for _, e := range got {
+			if strings.HasSuffix(e, "+free") {
+				t.Fatalf("layers.json saves %v: the base layer's fetch lock was free at a save (a waiting pull could reuse a layer being deleted)", got)
+			}
+		}
+		assertEmpty(t, st)
+		h, err := lockfile.TryLock(lockPath)
+		if err != nil {
+			t.Fatalf("the base layer's fetch lock after the pull: %v", err)
+		}
+		_ = h.Remove()
 	})
 }
