@@ -199,10 +199,17 @@ func (s *Store) SetNames(id string, names []string) error {
 	if _, err := s.t.SetNames(id, names); err != nil {
 		return err
 	}
-	for _, n := range names {
-		img.NamesHistory = table.Dedup(append([]string{n}, img.NamesHistory...))
-	}
+	img.NamesHistory = NamesHistoryWith(img.NamesHistory, names)
 	return nil
+}
+
+// NamesHistoryWith returns history after an image was given names: each
+// name, in order, moved (or added) to its front.
+func NamesHistoryWith(history, names []string) []string {
+	for _, n := range names {
+		history = table.Dedup(append([]string{n}, history...))
+	}
+	return history
 }
 
 // Save writes images.json. Locking: images.lock held for writing.

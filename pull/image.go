@@ -24,10 +24,13 @@ import (
 //     "manifest-<index digest>" (the index it was picked from, if any), and
 //     "<config digest>" (the config blob).
 //   - Created: the config's "created" time.
-//   - Names: added after creation, moving them from any other image.
+//   - Names: added after creation, moving them from any other image, and
+//     recorded in the names history (CreateImage with MoveNames: one save
+//     of images.json).
 //
 // An image with this ID already stored (the same config) gets the
-// manifests and names added.
+// manifests and names added (UpdateImage: one save, or none when it has
+// them all).
 
 // manifestKey is the big-data key of the manifest with digest d.
 func manifestKey(d digest.Digest) string { return "manifest-" + d.String() }
@@ -68,7 +71,7 @@ func (p *puller) createImage(ctx context.Context) (string, error) {
 	items := p.bigData()
 	_, err := p.st.CreateImage(ctx, store.ImageOptions{
 		ID: id, TopLayer: top, Digest: p.img.ManifestDigest, Metadata: "{}", // what containers/image writes without signatures
-		Created: created(p.img.Config), BigData: items,
+		Created: created(p.img.Config), BigData: items, Names: p.opts.Names, MoveNames: true,
 	})
 	if errors.Is(err, store.ErrDuplicateID) {
 		err = p.updateImage(ctx, id, top, items)
@@ -76,15 +79,11 @@ func (p *puller) createImage(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("image %s: %w", id, err)
 	}
-	if len(p.opts.Names) > 0 {
-		if err := p.st.AddNames(ctx, id, p.opts.Names); err != nil {
-			return "", fmt.Errorf("naming image %s: %w", id, err)
-		}
-	}
 	return id, nil
 }
 
-// updateImage adds the manifests to an image already stored with the ID.
+// updateImage adds the manifests and names to an image already stored
+// with the ID.
 func (p *puller) updateImage(ctx context.Context, id, top string, items []store.BigDataItem) error {
 	have, err := p.st.Image(ctx, id)
 	if err != nil {
@@ -93,11 +92,5 @@ func (p *puller) updateImage(ctx context.Context, id, top string, items []store.
 	if have.TopLayer != top {
 		return fmt.Errorf("already stored with top layer %s, not %s: %w", have.TopLayer, top, store.ErrDuplicateID)
 	}
-	for _, it := range items {
-		d := it.Digest
-		if err := p.st.SetImageBigData(ctx, id, it.Key, it.Data, func([]byte) (digest.Digest, error) { return d, nil }); err != nil {
-			return err
-		}
-	}
-	return nil
+	return p.st.UpdateImage(ctx, id, store.ImageUpdate{BigData: items, AddNames: p.opts.Names})
 }

@@ -707,3 +707,118 @@ func TestPullRollbackBeforeReleasingFetchLocks(t *testing.T) {
 		_ = h.Remove()
 	})
 }
+
+// imagesSaves runs fn and returns how many times images.json was saved
+// meanwhile (flushes of its temp files).
+func imagesSaves(t *testing.T, fn func()) int {
+	t.Helper()
+	var n atomic.Int32
+	restore := fsx.SetSyncHook(func(k fsx.SyncKind, p string) {
+		if k == fsx.SyncFileData && strings.HasPrefix(filepath.Base(p), fsx.TempPrefix("images.json")) {
+			n.Add(1)
+		}
+	})
+	defer restore()
+	fn()
+	return int(n.Load())
+}
+
+// A pull that names the image saves images.json once, the record having
+// its names and names history as a creation followed by AddNames leaves
+// them (a name another image has moves, that image keeps its history).
+func TestPullNamedSavesImagesOnce(t *testing.T) {
+	st := openStore(t, "vfs")
+	ctx := testCtx(t)
+	a, b := randomImage(t, 1), randomImage(t, 1)
+	dir := writeLayout(t, map[string]v1.Image{"a": a, "b": b})
+	pull := func(ref string, names ...string) *Result {
+		t.Helper()
+		var res *Result
+		saves := imagesSaves(t, func() {
+			var err error
+			if res, err = Pull(ctx, st, open(t, "oci:"+dir+":"+ref), Options{Names: names}); err != nil {
+				t.Fatalf("Pull %s: %v", ref, err)
+			}
+		})
+		if saves != 1 {
+			t.Errorf("pull of %s named %v saved images.json %d times, want 1", ref, names, saves)
+		}
+		return res
+	}
+	const tag, other = "localhost/x:tag", "localhost/x:other"
+	ra := pull("a", tag)
+	rb := pull("b", tag, other)
+	for _, tc := range []struct {
+		id             string
+		names, history []string
+	}{
+		{ra.ImageID, nil, []string{tag}},
+		{rb.ImageID, []string{tag, other}, []string{other, tag}},
+	} {
+		rec, err := st.Image(ctx, tc.id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(rec.Names, tc.names) || !slices.Equal(rec.NamesHistory, tc.history) {
+			t.Errorf("image %s: names %v history %v; want %v %v", tc.id, rec.Names, rec.NamesHistory, tc.names, tc.history)
+		}
+	}
+}
+
+// Pulling an image that is stored again saves images.json once when it
+// adds a name or a manifest, and not at all when the image has them all;
+// an item whose file was damaged is written again.
+func TestPullAgainSavesImagesOnce(t *testing.T) {
+	st := openStore(t, "vfs")
+	ctx := testCtx(t)
+	img := randomImage(t, 2)
+	dir := writeLayout(t, map[string]v1.Image{"v1": img})
+	const first, second = "localhost/r:1", "localhost/r:2"
+	var id string
+	for _, tc := range []struct {
+		what   string
+		names  []string
+		damage bool
+		saves  int
+	}{
+		{"first pull", []string{first}, false, 1},
+		{"same name", []string{first}, false, 0},
+		{"no name", nil, false, 0},
+		{"new name", []string{second}, false, 1},
+		{"damaged manifest", nil, true, 1},
+	} {
+		if tc.damage {
+			p := filepath.Join(st.GraphRoot(), "vfs-images", id, "manifest")
+			if err := os.WriteFile(p, []byte("{}"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		saves := imagesSaves(t, func() {
+			res, err := Pull(ctx, st, open(t, "oci:"+dir+":v1"), Options{Names: tc.names})
+			if err != nil {
+				t.Fatalf("%s: %v", tc.what, err)
+			}
+			id = res.ImageID
+		})
+		if saves != tc.saves {
+			t.Errorf("%s: images.json saved %d times, want %d", tc.what, saves, tc.saves)
+		}
+	}
+	rec, err := st.Image(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(rec.Names, []string{second, first}) || !slices.Equal(rec.NamesHistory, []string{first, second}) {
+		t.Errorf("names %v history %v", rec.Names, rec.NamesHistory)
+	}
+	m, err := img.RawManifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := st.ImageBigData(ctx, id, "manifest"); err != nil || string(got) != string(m) {
+		t.Errorf("manifest after the repairing pull: %q, %v", got, err)
+	}
+	if len(rec.BigDataNames) != 3 {
+		t.Errorf("big-data keys %v", rec.BigDataNames)
+	}
+}

@@ -66,6 +66,18 @@ type ImageOptions struct {
 	Created  time.Time // zero: now
 	BigData  []BigDataItem
 	Flags    map[string]any
+	// MoveNames gives the image Names as AddNames would right after its
+	// creation, in the same save of images.json: a name another image
+	// holds moves to this one, and each name enters its names history.
+	// Without it a name another image holds fails with ErrDuplicateName,
+	// as in containers/storage.
+	MoveNames bool
+}
+
+// ImageUpdate describes UpdateImage.
+type ImageUpdate struct {
+	BigData  []BigDataItem // written as SetImageBigData does; Digest empty: sha256
+	AddNames []string      // given as AddNames does
 }
 
 // BigDataItem is one big-data key and value.

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -34,9 +35,11 @@ func imageUnknown(nameOrID string) error {
 }
 
 // CreateImage records an image on top of opts.TopLayer (resolved across
-// the read-write and read-only layer stores). An ID that exists only in a
+// the read-write and read-only layer stores), with its big-data items and
+// names, in one save of images.json. An ID that exists only in a
 // read-only store is pulled up into the read-write store. On failure the
-// record and its data dir are removed.
+// record and its data dir are removed (and names it took from other
+// images given back).
 func (s *Store) CreateImage(ctx context.Context, opts ImageOptions) (*image.Image, error) {
 	unlock, err := s.lockStores(ctx, lockSpec{layers: modeRead, images: modeWrite})
 	if err != nil {
@@ -69,9 +72,17 @@ func (s *Store) CreateImage(ctx context.Context, opts ImageOptions) (*image.Imag
 		pulled = &c
 	}
 	names := table.Dedup(opts.Names)
+	var holders []image.Image // with MoveNames: the images that had names, as they were
 	for _, n := range names {
-		if holder, ok := s.images.Lookup(n); ok && holder.ID != id && slices.Contains(holder.Names, n) {
+		holder, ok := s.images.Lookup(n)
+		if !ok || holder.ID == id || !slices.Contains(holder.Names, n) {
+			continue
+		}
+		if !opts.MoveNames {
 			return nil, fmt.Errorf("image name %q is already associated with image %q: %w", n, holder.ID, ErrDuplicateName)
+		}
+		if !slices.ContainsFunc(holders, func(h image.Image) bool { return h.ID == holder.ID }) {
+			holders = append(holders, image.Copy(holder))
 		}
 	}
 	created := opts.Created
@@ -79,11 +90,14 @@ func (s *Store) CreateImage(ctx context.Context, opts ImageOptions) (*image.Imag
 		created = time.Now().UTC()
 	}
 	rec := &image.Image{
-		ID: id, Digest: opts.Digest, Names: names, TopLayer: top,
+		ID: id, Digest: opts.Digest, TopLayer: top,
 		Metadata: opts.Metadata, Created: created, Flags: copyFlags(opts.Flags),
 	}
+	if !opts.MoveNames {
+		rec.Names = names
+	}
 	if pulled != nil {
-		rec.Names = table.Dedup(append(slices.Clone(pulled.Names), names...))
+		rec.Names = table.Dedup(append(slices.Clone(pulled.Names), rec.Names...))
 		rec.Created, rec.NamesHistory = pulled.Created, pulled.NamesHistory
 		if rec.Digest == "" {
 			rec.Digest = pulled.Digest
@@ -99,6 +113,12 @@ func (s *Store) CreateImage(ctx context.Context, opts ImageOptions) (*image.Imag
 	if err := s.images.Add(rec); err != nil {
 		return nil, mapTableErr(err)
 	}
+	if opts.MoveNames && len(names) > 0 {
+		if err := s.images.SetNames(id, applyNameOp(rec.Names, names, opAdd)); err != nil {
+			s.images.Remove(id)
+			return nil, errors.Join(err, s.giveNamesBackLocked(holders))
+		}
+	}
 	// One durable save: the big-data files are written and flushed (their
 	// directory too) while images.json's temp file is, and images.json is
 	// renamed only once they are, so the record never names a missing item.
@@ -109,17 +129,95 @@ func (s *Store) CreateImage(ctx context.Context, opts ImageOptions) (*image.Imag
 	}
 	if _, err := s.images.SaveWith(ctx, table.SaveOptions{Flush: flush}); err != nil {
 		s.images.Remove(id)
-		errs := []error{err, s.images.Save(context.WithoutCancel(ctx)), os.RemoveAll(s.images.DataDir(id))}
+		errs := []error{err, s.giveNamesBackLocked(holders), s.images.Save(context.WithoutCancel(ctx)), os.RemoveAll(s.images.DataDir(id))}
 		return nil, errors.Join(errs...)
 	}
 	c := image.Copy(rec)
 	return &c, nil
 }
 
-// newImageBigDataLocked records in rec (not yet added) a pulled-up
-// image's big data (pulled, a record of the read-only store from; nil if
-// none) followed by the caller's items, and returns the files to write,
-// one per key (a later item with the same key wins).
+// giveNamesBackLocked restores the names and names history of the
+// primary store's images as they were in holders (copies taken before a
+// new image took names from them, the new image since removed).
+//
+// Locking: images held for writing.
+func (s *Store) giveNamesBackLocked(holders []image.Image) error {
+	var errs []error
+	for _, h := range holders {
+		live, ok := s.images.Get(h.ID)
+		if !ok {
+			continue
+		}
+		if err := s.images.SetNames(h.ID, h.Names); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		live.NamesHistory = slices.Clone(h.NamesHistory)
+		errs = append(errs, s.images.Update(live))
+	}
+	return errors.Join(errs...)
+}
+
+// UpdateImage writes big-data items of an image and adds names to it, as
+// SetImageBigData and AddNames would one after the other, under one lock
+// and with at most one save of images.json: the items are written and
+// flushed before images.json is renamed, as in CreateImage. An item the
+// image already has with the same size, digest and data, and names it
+// already has (in that order, with the names history they would give),
+// change nothing; when nothing changes nothing is written. An image of a
+// read-only store is pulled up first. After a failure (a cancelled ctx
+// included) the next lock reloads the record as images.json has it; the
+// items may hold their new data, as after a failed SetImageBigData.
+func (s *Store) UpdateImage(ctx context.Context, nameOrID string, u ImageUpdate) error {
+	unlock, err := s.lockStores(ctx, lockSpec{layers: modeRead, images: modeWrite})
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	orig, _, ok := s.lookupImageLocked(nameOrID)
+	if !ok {
+		return imageUnknown(nameOrID)
+	}
+	oldNames := slices.Clone(orig.Names) // before a pull-up drops the taken ones, as AddNames
+	img, is, err := s.writableImageLocked(ctx, nameOrID)
+	if err != nil {
+		return err
+	}
+	before := image.Copy(img)
+	files, err := imageBigDataFiles(is, img, u.BigData, true)
+	if err == nil && len(files) > 0 {
+		err = is.Update(img)
+	}
+	if err != nil {
+		*img = before // nothing marked for saving
+		return err
+	}
+	named := false
+	if len(u.AddNames) > 0 {
+		names := applyNameOp(oldNames, u.AddNames, opAdd)
+		if !slices.Equal(names, img.Names) || !slices.Equal(image.NamesHistoryWith(img.NamesHistory, names), img.NamesHistory) {
+			if err := is.SetNames(img.ID, names); err != nil {
+				return err
+			}
+			named = true
+		}
+	}
+	if len(files) == 0 && !named {
+		return nil
+	}
+	var flush func(context.Context) error
+	if len(files) > 0 {
+		dir := is.DataDir(img.ID)
+		flush = func(ctx context.Context) error { return writeBigDataFiles(ctx, dir, files) }
+	}
+	_, err = is.SaveWith(ctx, table.SaveOptions{Flush: flush}) // on failure the next lock reloads
+	return err
+}
+
+// newImageBigDataLocked records in rec (not yet added to the primary
+// store) a pulled-up image's big data (pulled, a record of the read-only
+// store from; nil if none) followed by the caller's items, and returns the
+// files to write (see imageBigDataFiles).
 //
 // Locking: images held for writing.
 func (s *Store) newImageBigDataLocked(rec *image.Image, from *image.Store, pulled *image.Image, items []BigDataItem) ([]bigDataFile, error) {
@@ -133,14 +231,24 @@ func (s *Store) newImageBigDataLocked(rec *image.Image, from *image.Store, pulle
 			all = append(all, BigDataItem{Key: key, Data: data, Digest: pulled.BigDataDigests[key]})
 		}
 	}
-	all = append(all, items...)
+	return imageBigDataFiles(s.images, rec, append(all, items...), false)
+}
+
+// imageBigDataFiles records items (an empty Digest: sha256 of Data) in
+// rec, whose data dir is in is, and returns the files to write, one per
+// key (a later item with the same key wins). With keep, an item rec
+// already records with the same size and digest, and whose file holds the
+// same data, is left out.
+//
+// Locking: is held (for writing if rec is one of its records).
+func imageBigDataFiles(is *image.Store, rec *image.Image, items []BigDataItem, keep bool) ([]bigDataFile, error) {
 	var files []bigDataFile
 	at := map[string]int{}
-	for _, it := range all {
+	for _, it := range items {
 		if it.Key == "" {
 			return nil, fmt.Errorf("can't set empty name for image big data item: %w", ErrInvalidBigDataName)
 		}
-		path, err := s.images.BigDataPath(rec.ID, it.Key)
+		path, err := is.BigDataPath(rec.ID, it.Key)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", it.Key, ErrInvalidBigDataName)
 		}
@@ -151,6 +259,9 @@ func (s *Store) newImageBigDataLocked(rec *image.Image, from *image.Store, pulle
 		if err := d.Validate(); err != nil {
 			return nil, fmt.Errorf("digest of %q: %w", it.Key, err)
 		}
+		if keep && storedBigData(rec, it.Key, path, it.Data, d) {
+			continue
+		}
 		recordBigData(&rec.BigDataNames, &rec.BigDataSizes, &rec.BigDataDigests, it.Key, int64(len(it.Data)), d)
 		if k, ok := at[path]; ok {
 			files[k].data = it.Data
@@ -160,6 +271,19 @@ func (s *Store) newImageBigDataLocked(rec *image.Image, from *image.Store, pulle
 		files = append(files, bigDataFile{path: path, data: it.Data})
 	}
 	return files, nil
+}
+
+// storedBigData reports whether rec records key with data's size and
+// digest d and its file (path) holds data.
+func storedBigData(rec *image.Image, key, path string, data []byte, d digest.Digest) bool {
+	if !slices.Contains(rec.BigDataNames, key) || rec.BigDataDigests[key] != d {
+		return false
+	}
+	if n, ok := rec.BigDataSizes[key]; !ok || n != int64(len(data)) {
+		return false
+	}
+	have, err := os.ReadFile(path)
+	return err == nil && bytes.Equal(have, data)
 }
 
 // lookupRWImageLocked resolves nameOrID in the read-write image stores

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -177,5 +178,144 @@ func BenchmarkCreateImageBigData(b *testing.B) {
 		if _, err := s.CreateImage(ctx, ImageOptions{BigData: items}); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// imagesSaves runs fn and returns how many times an images.json was
+// saved meanwhile (flushes of its temp files).
+func imagesSaves(t *testing.T, fn func()) int {
+	t.Helper()
+	var mu sync.Mutex
+	n := 0
+	restore := fsx.SetSyncHook(func(k fsx.SyncKind, p string) {
+		if k == fsx.SyncFileData && strings.HasPrefix(filepath.Base(p), fsx.TempPrefix("images.json")) {
+			mu.Lock()
+			n++
+			mu.Unlock()
+		}
+	})
+	defer restore()
+	fn()
+	mu.Lock()
+	defer mu.Unlock()
+	return n
+}
+
+// assertImageNames fails unless the image has these names and names
+// history, in memory and in images.json (read by a fresh store).
+func assertImageNames(t *testing.T, s *Store, opts Options, id string, names, history []string) {
+	t.Helper()
+	ctx := testCtx(t)
+	fresh, err := Open(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fresh.Close()
+	for what, st := range map[string]*Store{"in memory": s, "on disk": fresh} {
+		img, err := st.Image(ctx, id)
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		if !slices.Equal(img.Names, names) || !slices.Equal(img.NamesHistory, history) {
+			t.Errorf("%s: image %.12s has names %v history %v; want %v %v", what, id, img.Names, img.NamesHistory, names, history)
+		}
+	}
+}
+
+// TestCreateImageMoveNames: with MoveNames the names move from the images
+// that have them and enter the new image's names history, in one save, as
+// CreateImage then AddNames would leave them; when the save fails the
+// other images get their names back.
+func TestCreateImageMoveNames(t *testing.T) {
+	s, opts := openTest(t)
+	ctx := testCtx(t)
+	const a, b, c = "aaaa111111111111111111111111111111111111111111111111111111111111", "bbbb111111111111111111111111111111111111111111111111111111111111", "cccc111111111111111111111111111111111111111111111111111111111111"
+	if _, err := s.CreateImage(ctx, ImageOptions{ID: a, Names: []string{"x:1", "x:2"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CreateImage(ctx, ImageOptions{ID: b, Names: []string{"x:2"}}); !errors.Is(err, ErrDuplicateName) {
+		t.Fatalf("a taken name without MoveNames: %v, want ErrDuplicateName", err)
+	}
+	items := []BigDataItem{{Key: "manifest", Data: []byte("{}")}}
+	saves := imagesSaves(t, func() {
+		if _, err := s.CreateImage(ctx, ImageOptions{ID: b, Names: []string{"x:2", "x:3"}, MoveNames: true, BigData: items}); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if saves != 1 {
+		t.Errorf("images.json saved %d times, want 1", saves)
+	}
+	assertImageNames(t, s, opts, a, []string{"x:1"}, nil)
+	assertImageNames(t, s, opts, b, []string{"x:2", "x:3"}, []string{"x:3", "x:2"})
+	// A file where c's data dir goes: the save fails, b keeps its names.
+	if err := os.WriteFile(filepath.Join(opts.GraphRoot, "vfs-images", c), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CreateImage(ctx, ImageOptions{ID: c, Names: []string{"x:3"}, MoveNames: true, BigData: items}); err == nil {
+		t.Fatal("CreateImage succeeded with an unwritable data dir")
+	}
+	if _, err := s.Image(ctx, c); !errors.Is(err, ErrImageUnknown) {
+		t.Errorf("image after the failed create: %v", err)
+	}
+	assertImageNames(t, s, opts, b, []string{"x:2", "x:3"}, []string{"x:3", "x:2"})
+}
+
+// TestUpdateImage: items and names are added in one save; items and names
+// the image already has change nothing (no save); a damaged item's file is
+// written again; names move from other images as with AddNames.
+func TestUpdateImage(t *testing.T) {
+	s, opts := openTest(t)
+	ctx := testCtx(t)
+	const a, b = "aaaa222222222222222222222222222222222222222222222222222222222222", "bbbb222222222222222222222222222222222222222222222222222222222222"
+	manifest := []byte(`{"schemaVersion":2}`)
+	md := digest.FromBytes(manifest)
+	config := []byte(`{"architecture":"amd64"}`)
+	items := []BigDataItem{
+		{Key: "manifest-" + md.String(), Data: manifest, Digest: md},
+		{Key: "manifest", Data: manifest, Digest: md},
+		{Key: digest.FromBytes(config).String(), Data: config},
+	}
+	if _, err := s.CreateImage(ctx, ImageOptions{ID: a, Names: []string{"x:1"}, BigData: items[:1]}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CreateImage(ctx, ImageOptions{ID: b, Names: []string{"x:2"}}); err != nil {
+		t.Fatal(err)
+	}
+	update := func(what string, u ImageUpdate, want int) {
+		t.Helper()
+		saves := imagesSaves(t, func() {
+			if err := s.UpdateImage(ctx, a, u); err != nil {
+				t.Fatalf("%s: %v", what, err)
+			}
+		})
+		if saves != want {
+			t.Errorf("%s: images.json saved %d times, want %d", what, saves, want)
+		}
+	}
+	update("new items and a name", ImageUpdate{BigData: items, AddNames: []string{"x:2"}}, 1)
+	update("the same again", ImageUpdate{BigData: items, AddNames: []string{"x:2", "x:1"}}, 0)
+	update("nothing", ImageUpdate{}, 0)
+	assertImageNames(t, s, opts, a, []string{"x:2", "x:1"}, []string{"x:1", "x:2"})
+	assertImageNames(t, s, opts, b, nil, nil)
+	img, err := s.Image(ctx, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(img.BigDataNames) != 3 || img.BigDataSizes["manifest"] != int64(len(manifest)) || !slices.Contains(img.Digests, md) {
+		t.Errorf("record %+v", img)
+	}
+	p := filepath.Join(opts.GraphRoot, "vfs-images", a, "manifest")
+	if err := os.WriteFile(p, []byte("{}"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	update("a damaged item", ImageUpdate{BigData: items}, 1)
+	if got, err := s.ImageBigData(ctx, a, "manifest"); err != nil || !bytes.Equal(got, manifest) {
+		t.Errorf("manifest after the update: %q, %v", got, err)
+	}
+	if err := s.UpdateImage(ctx, "nosuch", ImageUpdate{AddNames: []string{"x:9"}}); !errors.Is(err, ErrImageUnknown) {
+		t.Errorf("unknown image: %v", err)
+	}
+	if err := s.UpdateImage(ctx, a, ImageUpdate{BigData: []BigDataItem{{Key: "", Data: manifest}}}); !errors.Is(err, ErrInvalidBigDataName) {
+		t.Errorf("empty key: %v", err)
 	}
 }
