@@ -24,8 +24,8 @@
 #              are page-cache timings; an untimed sync runs before each)
 # Exit status: 0 when every target passes (always in --quick), 1 otherwise,
 # 2 on usage errors or when something failed. Needs root (loop mount),
-# python3, gzip, tar, jq, skopeo (b is skipped without it), and Go to build
-# bin/stowage if it is missing.
+# python3, gzip, tar, jq, skopeo (b is skipped without it), and Go: it
+# builds bin/stowage with scripts/build.sh unless $STOWAGE names a binary.
 set -euo pipefail
 
 runs=5
@@ -63,10 +63,17 @@ repo=$(pwd)
 export PATH="$PATH:/usr/local/go/bin"
 export _CONTAINERS_OVERLAY_DISABLE_IDMAP=yes
 
-stowage=${STOWAGE:-$repo/bin/stowage}
-if [ ! -x "$stowage" ]; then
-	echo "building $stowage"
-	go build -o "$stowage" ./cmd/stowage
+if [ -n "${STOWAGE:-}" ]; then
+	stowage=$STOWAGE
+else
+	stowage=$repo/bin/stowage
+	echo "== building $stowage (scripts/build.sh)"
+	scripts/build.sh "$stowage"
+fi
+if ldd "$stowage" 2>/dev/null | grep -q libisal; then
+	echo "   gzip inflate: ISA-L"
+else
+	echo "   gzip inflate: Go (built without ISA-L: see scripts/build.sh)"
 fi
 skopeo=$(command -v skopeo || true)
 if [ -z "$skopeo" ]; then

@@ -25,7 +25,7 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 mkdir -p bin
 if [ -z "${STOWAGE_BENCH_NO_BUILD:-}" ]; then
-	go build -o bin/stowage ./cmd/stowage
+	scripts/build.sh bin/stowage
 fi
 go build -o bin/hashfloor bench/hashfloor.go
 exec python3 bench/bench.py "$@"

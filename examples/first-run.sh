@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 demo=${STOWAGE_DEMO:-/var/tmp/stowage-demo}
 driver=${STOWAGE_DRIVER:-vfs}
 mkdir -p bin "$demo"
-go build -o bin/stowage ./cmd/stowage
+scripts/build.sh bin/stowage
 st() { bin/stowage --graph "$demo/root" --run "$demo/run" --storage-driver "$driver" "$@"; }
 
 # The image: an OCI layout with one reproducible layer made from examples/rootfs.

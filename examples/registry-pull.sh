@@ -16,7 +16,7 @@ for cmd in docker-registry skopeo; do
 	command -v "$cmd" >/dev/null || { echo "$cmd is missing: apt-get install -y docker-registry skopeo" >&2; exit 1; }
 done
 mkdir -p bin "$demo"
-go build -o bin/stowage ./cmd/stowage
+scripts/build.sh bin/stowage
 st() { bin/stowage --graph "$demo/root" --run "$demo/run" --storage-driver "${STOWAGE_DRIVER:-vfs}" "$@"; }
 
 tmp=$(mktemp -d)

@@ -6,7 +6,8 @@
 #   tests/deps.sh --all    install the whole list (what CI does)
 set -euo pipefail
 
-# command:package pairs; the package provides the command.
+# command:package pairs; the package provides the command (or the file,
+# for an absolute path).
 needs=(
 	bats:bats jq:jq containers-storage:containers-storage
 	tar:tar gzip:gzip bzip2:bzip2 xz:xz-utils zstd:zstd
@@ -15,12 +16,13 @@ needs=(
 	skopeo:skopeo podman:podman crun:crun runc:runc umoci:umoci
 	strace:strace xfs_io:xfsprogs /usr/bin/time:time setfattr:attr
 	docker-registry:docker-registry curl:curl
+	gcc:gcc /usr/include/isa-l/igzip_lib.h:libisal-dev
 )
 
 missing=()
 for pair in "${needs[@]}"; do
 	cmd=${pair%%:*} pkg=${pair#*:}
-	if [ "${1:-}" = --all ] || ! command -v "$cmd" >/dev/null 2>&1; then
+	if [ "${1:-}" = --all ] || ! { command -v "$cmd" >/dev/null 2>&1 || [ -e "$cmd" ]; }; then
 		missing+=("$pkg")
 	fi
 done

@@ -25,7 +25,7 @@ export STORAGE_BINARY STORAGE_DRIVER
 
 setup() {
 	if [ ! -x "$STORAGE_BINARY" ]; then
-		echo "STORAGE_BINARY $STORAGE_BINARY is not an executable (build it with: go build -o bin/stowage ./cmd/stowage)" >&3
+		echo "STORAGE_BINARY $STORAGE_BINARY is not an executable (build it with: scripts/build.sh)" >&3
 		return 1
 	fi
 	TESTDIR=$(mktemp -d "${BATS_TMPDIR:-/tmp}/stowage-test.XXXXXX")

@@ -23,8 +23,12 @@ ROOT=$(pwd)
 # unpacker's goroutines make coverage vary between runs).
 fuzz_all() {
 	local t
-	for t in archive:FuzzUnpack tarsplit:FuzzReassemble internal/table:FuzzLoad; do
-		"$GO" test "./${t%%:*}" -run '^$' -fuzz "^${t#*:}\$" -fuzztime "$STOWAGE_FUZZTIME" -fuzzminimizetime 0s || return 1
+	local targets=(archive:FuzzUnpack tarsplit:FuzzReassemble internal/table:FuzzLoad)
+	if [ -n "$tags" ]; then
+		targets+=(archive:FuzzISALInflate)
+	fi
+	for t in "${targets[@]}"; do
+		"$GO" test ${tags:+-tags "$tags"} "./${t%%:*}" -run '^$' -fuzz "^${t#*:}\$" -fuzztime "$STOWAGE_FUZZTIME" -fuzzminimizetime 0s || return 1
 	done
 }
 
@@ -81,7 +85,12 @@ gofmt_check() {
 go_test() {
 	# -p 1 would be gentler on a 2-core machine but slower overall; the
 	# default parallelism is fine. -count=1 disables the result cache.
-	"$GO" test -count=1 $race ./...
+	"$GO" test -count=1 $race ${tags:+-tags "$tags"} ./...
+}
+
+# With ISA-L the build without it is still vetted and its inflate tested.
+go_noisal() {
+	"$GO" vet ./archive/ && "$GO" test -count=1 $race ./archive/
 }
 
 if [ "$(id -u)" -ne 0 ]; then
@@ -91,11 +100,16 @@ fi
 # On a fresh machine, install the Debian packages the suites use.
 tests/deps.sh || failed+=("test dependencies (tests/deps.sh)")
 
-step "build bin/stowage" "$GO" build -o bin/stowage ./cmd/stowage
+# Build tags: isal when ISA-L's headers are installed (scripts/build.sh).
+tags=$(scripts/build.sh --tags)
+step "build bin/stowage${tags:+ (tags: $tags)}" scripts/build.sh bin/stowage
 if [ "$run_go" = yes ]; then
-	step "go vet" "$GO" vet ./...
+	step "go vet" "$GO" vet ${tags:+-tags "$tags"} ./...
 	step "gofmt" gofmt_check
-	step "go test${race:+ -race}" go_test
+	step "go test${race:+ -race}${tags:+ (tags: $tags)}" go_test
+	if [ -n "$tags" ]; then
+		step "go vet + go test ./archive/ without tags (Go inflate)" go_noisal
+	fi
 	if [ -n "${STOWAGE_FUZZTIME:-}" ]; then
 		step "fuzz ($STOWAGE_FUZZTIME per target)" fuzz_all
 	fi
