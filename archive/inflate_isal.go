@@ -65,9 +65,9 @@ const isalAvailable = true
 const isalInBuf = 256 << 10
 
 // isalReader decompresses a gzip stream (one or more members, as
-// compress/gzip in multistream mode) with ISA-L's inflate, which is about
-// three times as fast as Go's on these machines. Errors read like
-// compress/gzip's.
+// compress/gzip in multistream mode) with ISA-L's inflate, which takes
+// about 40 % of the CPU time of Go's fastest (klauspost's) on these
+// machines. Errors read like compress/gzip's.
 type isalReader struct {
 	src     io.Reader
 	st      *C.struct_inflate_state
@@ -184,11 +184,17 @@ func (z *isalReader) Read(p []byte) (int, error) {
 		if wrote > 0 {
 			return int(wrote), nil
 		}
-		if used == 0 && !z.between && !z.buffered(z.end-z.pos+1) {
-			// ISA-L made no progress on the input at hand and there
-			// is no more.
-			z.err = z.truncated()
-			return 0, z.err
+		if used == 0 && !z.between {
+			// ISA-L made no progress on the input at hand: it needs
+			// more, if there is more.
+			if z.end-z.pos >= len(z.in) {
+				z.err = errors.New("gzip: inflate made no progress")
+				return 0, z.err
+			}
+			if !z.buffered(z.end - z.pos + 1) {
+				z.err = z.truncated()
+				return 0, z.err
+			}
 		}
 	}
 }
