@@ -8,8 +8,12 @@
 //
 // Locking: Pull takes no store lock itself (the store's methods do). It
 // holds Store.LockLayerFetch for each layer it creates, from before the
-// layer is fetched until it is committed or the pull fails, taking them in
-// parent order (base first). A layer's chain ID fixes all its ancestors,
+// layer is fetched until it is committed (and its commit finished) or the
+// pull fails and has deleted it again, taking them in parent order (base
+// first). An attempt that failed because a reused layer vanished keeps the
+// locks of the layers it committed for the next attempt; those layers
+// keep their parents, so the next attempt still takes any lock it waits
+// for above the ones it holds. A layer's chain ID fixes all its ancestors,
 // so a pull holding the lock of a layer at depth n waits only for locks
 // at depths below n: pulls cannot deadlock on each other.
 package pull

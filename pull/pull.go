@@ -84,7 +84,9 @@ type Result struct {
 // whose layers start as a copy of their parent, each layer is extracted
 // once its parent is committed.
 // Each layer is created under LockLayerFetch, taken in parent order, so a
-// concurrent pull of the same layers waits and then reuses them.
+// concurrent pull of the same layers waits and then reuses them. A stored
+// layer that is deleted before the pull uses it (another pull's rollback)
+// makes the pull plan again and fetch it, up to maxAttempts times.
 //
 // On error or a cancelled ctx, layers this call committed are deleted
 // again (unless something else started using them) and staged trees are
@@ -100,12 +102,8 @@ func Pull(ctx context.Context, st *store.Store, src source.Source, opts Options)
 		opts.Names = SuggestedNames(img)
 	}
 	p := newPuller(st, src, img, opts)
-	if err := p.pullLayers(ctx); err != nil {
-		return nil, err
-	}
-	id, err := p.createImage(ctx)
+	id, err := p.pull(ctx)
 	if err != nil {
-		p.rollback(ctx)
 		return nil, err
 	}
 	res := &Result{ImageID: id, ManifestDigest: img.ManifestDigest, Names: opts.Names, Duration: time.Since(start)}
@@ -136,9 +134,15 @@ type puller struct {
 	lateParent bool // st.StagesWithoutParent: stage without the parent, commit in order
 	jobs       []*job
 
+	// Carried from one attempt to the next (see pull); read and written
+	// between attempts and by acquireAll.
+	kept map[string]func() // fetch locks of the layers in own, when no job holds them
+
 	mu sync.Mutex
-	// Guarded by mu: layers committed by this pull, in commit order.
+	// Guarded by mu: layers committed by this pull (in any attempt), in
+	// commit order, and the job that committed each.
 	committed []string
+	own       map[string]*job
 }
 
 // job is one layer. Its fields are written by the goroutine handling
@@ -169,12 +173,82 @@ func newPuller(st *store.Store, src source.Source, img *source.Image, opts Optio
 	for i, l := range img.Layers {
 		diffIDs[i] = l.DiffID
 	}
-	ids := LayerIDs(diffIDs)
-	p := &puller{st: st, src: src, img: img, opts: opts, prog: prog, lateParent: st.StagesWithoutParent()}
-	for i, l := range img.Layers {
+	p := &puller{st: st, src: src, img: img, opts: opts, prog: prog, lateParent: st.StagesWithoutParent(),
+		kept: map[string]func(){}, own: map[string]*job{}}
+	p.newJobs(LayerIDs(diffIDs))
+	return p
+}
+
+// newJobs gives every layer a fresh job (for the first attempt, or the
+// next one).
+func (p *puller) newJobs(ids []string) {
+	p.jobs = nil
+	for i, l := range p.img.Layers {
 		p.jobs = append(p.jobs, &job{i: i, id: ids[i], layer: l, ready: make(chan struct{}), committed: make(chan struct{})})
 	}
-	return p
+}
+
+// maxAttempts bounds how often a pull plans and pulls its layers when a
+// stored layer it counted on vanished (see vanished).
+const maxAttempts = 3
+
+// pull makes every layer present and records the image. A layer found
+// stored is reused without its fetch lock, so a failing pull's rollback
+// may delete it before this pull builds on it (the parent of its next
+// commit) or names it (the image's top layer); the store then reports the
+// layer unknown, and pull plans again, up to maxAttempts in all: each
+// attempt looks at the store again, so a vanished layer is fetched under
+// its lock (which the failed pull releases only after its rollback).
+// Layers committed by an earlier attempt stay, with their fetch locks
+// held, and are reused; on a final failure every layer this pull committed
+// is deleted before those locks are released.
+func (p *puller) pull(ctx context.Context) (string, error) {
+	for attempt := 1; ; attempt++ {
+		err := p.pullLayers(ctx)
+		if err == nil {
+			var id string
+			if id, err = p.createImage(ctx); err == nil {
+				return id, nil
+			}
+		}
+		if attempt >= maxAttempts || ctx.Err() != nil || !vanished(err) {
+			p.rollback(ctx)
+			p.releaseKept()
+			return "", err
+		}
+		slog.Debug("pull: a stored layer it used was deleted meanwhile; planning again", "attempt", attempt, "err", err)
+		ids := make([]string, len(p.jobs))
+		for i, j := range p.jobs {
+			ids[i] = j.id
+		}
+		p.newJobs(ids)
+	}
+}
+
+// vanished reports whether err is only the store not knowing a layer the
+// pull found stored earlier: the parent of a commit or of a staging
+// (ErrParentUnknown), the image's top layer or the source of a copy
+// (ErrLayerUnknown). A bad blob or an ended context is never one.
+func vanished(err error) bool {
+	if errors.Is(err, source.ErrDigestMismatch) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	return errors.Is(err, store.ErrParentUnknown) || errors.Is(err, store.ErrLayerUnknown)
+}
+
+// ownJob returns the job that committed layer id in this pull, or nil.
+func (p *puller) ownJob(id string) *job {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.own[id]
+}
+
+// releaseKept releases the fetch locks kept from failed attempts.
+func (p *puller) releaseKept() {
+	for id, unlock := range p.kept {
+		unlock()
+		delete(p.kept, id)
+	}
 }
 
 func (p *puller) event(j *job, k EventKind, bytes, total int64) {
@@ -199,6 +273,10 @@ func (p *puller) present(ctx context.Context, id string) (bool, error) {
 // parent is in, on overlay by one committer goroutine running alongside
 // the fetches, so commits overlap the extraction of later layers and only
 // the last few are left when the last extraction ends).
+//
+// On error the fetch locks of the layers this pull committed stay held
+// (in p.kept) for pull to roll them back or reuse them; the others are
+// released.
 func (p *puller) pullLayers(ctx context.Context) (retErr error) {
 	defer func() {
 		// The commits' last flushes, deferred so that each commit did not
@@ -207,14 +285,19 @@ func (p *puller) pullLayers(ctx context.Context) (retErr error) {
 		if err := p.finishCommits(); err != nil && retErr == nil {
 			retErr = err
 		}
-		if retErr != nil {
-			p.rollback(ctx) // before releasing: waiters then find the layers gone
-		}
 		for _, j := range p.jobs {
 			if j.staged != nil {
 				_ = j.staged.Discard() // staging that recovery would otherwise remove
 			}
+			if retErr != nil && j.unlock != nil && p.ownJob(j.id) != nil {
+				// Released after the rollback (waiters then find the layer
+				// gone), or reused by the next attempt.
+				p.kept[j.id], j.unlock = j.unlock, nil
+			}
 			p.release(j)
+		}
+		if retErr == nil {
+			p.releaseKept() // none is left: acquireAll took them all
 		}
 	}()
 	// Owner of every fetch goroutine and of the committer: g.Wait below.
@@ -262,24 +345,40 @@ func (p *puller) commitAll(ctx context.Context) error {
 
 // acquireAll takes each missing layer's fetch lock in parent order and
 // starts its fetch; a layer found present (perhaps committed meanwhile by
-// a pull that held its lock) is reused.
+// a pull that held its lock) is reused. A layer an earlier attempt
+// committed comes with its lock (p.kept), which it keeps.
 func (p *puller) acquireAll(ctx context.Context, g *errgroup.Group) error {
 	for _, j := range p.jobs {
+		if unlock, ok := p.kept[j.id]; ok {
+			j.unlock = unlock
+			delete(p.kept, j.id)
+		}
 		ok, err := p.present(ctx, j.id)
 		if err != nil {
 			return err
 		}
-		if ok {
+		switch {
+		case j.unlock != nil: // kept: held already
+		case ok:
 			// A pull killed between committing the layer and releasing
 			// its lock left the lock file; nobody else would take it.
 			_ = p.st.RemoveStaleFetchLock(j.id) // only an inode; GC also removes it
-		} else {
+		default:
 			if j.unlock, err = p.lock(ctx, j); err != nil {
 				return err
 			}
 			if ok, err = p.present(ctx, j.id); err != nil {
 				return err
 			}
+		}
+		if prev := p.ownJob(j.id); ok && prev != nil {
+			// Committed by an earlier attempt: it counts as what that
+			// attempt did, and its lock stays held (for a rollback).
+			j.how = prev.how
+			j.bytes.Store(prev.bytes.Load())
+			close(j.committed)
+			p.event(j, EventCommitted, j.bytes.Load(), j.layer.Size)
+			continue
 		}
 		if ok {
 			p.release(j)
@@ -438,6 +537,7 @@ func (p *puller) commit(ctx context.Context, j *job) error {
 	default:
 		p.mu.Lock()
 		p.committed = append(p.committed, j.id)
+		p.own[j.id] = j
 		j.finish = finish
 		p.mu.Unlock()
 	}
@@ -469,12 +569,15 @@ func (p *puller) finishCommits() error {
 }
 
 // rollback deletes the layers this pull committed, newest first; a layer
-// something else now uses stays.
+// something else now uses stays. The caller holds those layers' fetch
+// locks (p.kept) and releases them afterwards, so that a waiting pull
+// finds the layers gone rather than about to go.
 func (p *puller) rollback(ctx context.Context) {
 	ctx = context.WithoutCancel(ctx)
 	p.mu.Lock()
 	ids := p.committed
 	p.committed = nil
+	clear(p.own)
 	p.mu.Unlock()
 	for i := len(ids) - 1; i >= 0; i-- {
 		if err := p.st.DeleteLayer(ctx, ids[i]); err != nil {

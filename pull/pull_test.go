@@ -25,6 +25,7 @@ import (
 	"github.com/stowage/stowage/archive"
 	"github.com/stowage/stowage/driver/drivertest"
 	"github.com/stowage/stowage/internal/fsx"
+	"github.com/stowage/stowage/layer"
 	"github.com/stowage/stowage/lockfile"
 	"github.com/stowage/stowage/source"
 	"github.com/stowage/stowage/store"
@@ -822,3 +823,246 @@ func TestPullAgainSavesImagesOnce(t *testing.T) {
 		t.Errorf("big-data keys %v", rec.BigDataNames)
 	}
 }
+
+// onEvent runs fn at the first event of kind on layer index (Progress
+// calls are synchronous: the pull waits for fn).
+type onEvent struct {
+	kind  EventKind
+	index int
+	fn    func()
+	once  sync.Once
+}
+
+func (o *onEvent) Event(e Event) {
+	if e.Kind == o.kind && e.Index == o.index {
+		o.once.Do(o.fn)
+	}
+}
+
+// countingSource counts the blob reads of each layer digest.
+type countingSource struct {
+	source.Source
+	mu sync.Mutex
+	n  map[digest.Digest]int
+}
+
+func (c *countingSource) Blob(ctx context.Context, l source.Layer) (io.ReadCloser, error) {
+	c.mu.Lock()
+	if c.n == nil {
+		c.n = map[digest.Digest]int{}
+	}
+	c.n[l.Digest]++
+	c.mu.Unlock()
+	return c.Source.Blob(ctx, l)
+}
+
+// deleteImage deletes image id and the layers only it used (what a failed
+// pull's rollback does to the layers it committed).
+func deleteImage(t *testing.T, st *store.Store, id string) {
+	t.Helper()
+	removed, err := st.DeleteImage(testCtx(t), id, true)
+	if err != nil || len(removed) == 0 {
+		t.Errorf("deleting image %s: removed %v, %v", id, removed, err)
+	}
+}
+
+// assertChain fails unless image id is stored on the chain ids (base
+// first), every layer complete, and no other layer is stored.
+func assertChain(t *testing.T, st *store.Store, id string, ids []string) {
+	t.Helper()
+	ctx := testCtx(t)
+	rec, err := st.Image(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.TopLayer != ids[len(ids)-1] {
+		t.Fatalf("image top layer %s, want %s", rec.TopLayer, ids[len(ids)-1])
+	}
+	for i := len(ids) - 1; i >= 0; i-- {
+		l, err := st.Layer(ctx, ids[i])
+		if err != nil {
+			t.Fatalf("layer %d of the image: %v", i, err)
+		}
+		want := ""
+		if i > 0 {
+			want = ids[i-1]
+		}
+		if l.Parent != want || l.Flags[layer.IncompleteFlag] != nil {
+			t.Fatalf("layer %d: parent %q (want %q), flags %v", i, l.Parent, want, l.Flags)
+		}
+	}
+	ls, err := st.Layers(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ls) != len(ids) {
+		t.Fatalf("%d layers stored, want the image's %d", len(ls), len(ids))
+	}
+}
+
+// A layer the pull found stored and reused, deleted before the pull commits
+// a layer on it (another pull's rollback, between this pull's look at the
+// store and its commit), makes the pull plan again and fetch it: the pull
+// succeeds with the whole chain stored. Without the retry it fails with
+// store.ErrParentUnknown.
+func TestPullRetriesWhenReusedParentVanishes(t *testing.T) {
+	forDrivers(t, func(t *testing.T, st *store.Store) {
+		ctx := testCtx(t)
+		base := randomImage(t, 2)
+		top, err := mutate.AppendLayers(base, mustLayer(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		dir := writeLayout(t, map[string]v1.Image{"base": base, "top": top})
+		rb, err := Pull(ctx, st, open(t, "oci:"+dir+":base"), Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Layers 0 and 1 are found stored; once layer 1 is reused (before
+		// layer 2 is fetched), they are deleted.
+		prog := &onEvent{kind: EventReused, index: 1, fn: func() { deleteImage(t, st, rb.ImageID) }}
+		src := &countingSource{Source: open(t, "oci:"+dir+":top")}
+		res, err := Pull(ctx, st, src, Options{Progress: prog})
+		if err != nil {
+			t.Fatalf("Pull after its reused layers were deleted: %v", err)
+		}
+		if res.Fetched != 3 || res.Reused != 0 {
+			t.Errorf("result %+v: want 3 layers fetched (the final attempt's counts)", res)
+		}
+		assertChain(t, st, res.ImageID, LayerIDs(diffIDs(t, top)))
+		im, err := src.Image(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Layer 2 may have been fetched by the failed attempt too (its
+		// commit failed), layers 0 and 1 only by the retry.
+		src.mu.Lock()
+		defer src.mu.Unlock()
+		if n := src.n[im.Layers[0].Digest] + src.n[im.Layers[1].Digest]; n != 2 {
+			t.Errorf("layers 0 and 1 fetched %d times in all, want once each", n)
+		}
+	})
+}
+
+// An image whose layers were all found stored, its top layer deleted
+// before the image is recorded, is pulled again: the image creation's
+// store.ErrLayerUnknown is retried.
+func TestPullRetriesWhenReusedTopLayerVanishes(t *testing.T) {
+	forDrivers(t, func(t *testing.T, st *store.Store) {
+		ctx := testCtx(t)
+		img := randomImage(t, 3)
+		// Another image (another config) on the same layers.
+		cf, err := img.ConfigFile()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cf = cf.DeepCopy()
+		cf.Author = "another"
+		other, err := mutate.ConfigFile(img, cf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dir := writeLayout(t, map[string]v1.Image{"v1": img, "other": other})
+		ro, err := Pull(ctx, st, open(t, "oci:"+dir+":other"), Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		prog := &onEvent{kind: EventReused, index: 2, fn: func() { deleteImage(t, st, ro.ImageID) }}
+		res, err := Pull(ctx, st, open(t, "oci:"+dir+":v1"), Options{Progress: prog, Names: []string{"localhost/r:v1"}})
+		if err != nil {
+			t.Fatalf("Pull after its reused layers were deleted: %v", err)
+		}
+		if res.Fetched != 3 || res.Reused != 0 || len(res.Layers) != 3 {
+			t.Errorf("result %+v: want 3 layers fetched", res)
+		}
+		assertChain(t, st, res.ImageID, LayerIDs(diffIDs(t, img)))
+		if rec, err := st.Image(ctx, "localhost/r:v1"); err != nil || rec.ID != res.ImageID {
+			t.Errorf("the image's name: %v, %v", rec, err)
+		}
+	})
+}
+
+// A layer copied from a stored layer with the same diff ID, that layer
+// deleted before its diff is read: the pull plans again, keeping the layer
+// it committed (with its fetch lock held, and counted as fetched) and
+// fetching the other. When the retry then fails for another reason (a
+// corrupt blob), that is not retried and the rollback deletes the layer
+// the first attempt committed, before its fetch lock is released. vfs
+// only: there the base layer is committed before the copy starts.
+func TestPullRetriesWhenCopySourceVanishes(t *testing.T) {
+	for _, corrupt := range []bool{false, true} {
+		t.Run(fmt.Sprintf("corrupt=%v", corrupt), func(t *testing.T) {
+			st := openStore(t, "vfs")
+			ctx := testCtx(t)
+			shared := mustLayer(t)
+			x, err := mutate.AppendLayers(empty.Image, mustLayer(t), shared)
+			if err != nil {
+				t.Fatal(err)
+			}
+			y, err := mutate.AppendLayers(empty.Image, mustLayer(t), shared)
+			if err != nil {
+				t.Fatal(err)
+			}
+			dirX := writeLayout(t, map[string]v1.Image{"x": x})
+			dirY := writeLayout(t, map[string]v1.Image{"y": y})
+			if corrupt {
+				corruptBlob(t, dirY, y, 1)
+			}
+			rx, err := Pull(ctx, st, open(t, "oci:"+dirX), Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ids := LayerIDs(diffIDs(t, y))
+			lockPath := filepath.Join(st.RunRoot(), "vfs-layers", "pull-locks", ids[0]+".lock")
+			var baseLock []error // the base layer's fetch lock, tried at each fetch of layer 1
+			prog := &onEvent{kind: EventCopy, index: 1, fn: func() { deleteImage(t, st, rx.ImageID) }}
+			src := &countingSource{Source: open(t, "oci:"+dirY)}
+			im, err := src.Image(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := Pull(ctx, st, src, Options{Progress: progressFunc(func(e Event) {
+				prog.Event(e)
+				if e.Kind == EventFetch && e.Index == 1 {
+					h, err := lockfile.TryLock(lockPath)
+					if err == nil {
+						_ = h.Remove()
+					}
+					baseLock = append(baseLock, err)
+				}
+			})})
+			if len(baseLock) != 1 || !errors.Is(baseLock[0], lockfile.ErrLocked) {
+				t.Errorf("the base layer's fetch lock at the retry's fetch of layer 1: %v, want held", baseLock)
+			}
+			src.mu.Lock()
+			fetches := src.n[im.Layers[1].Digest]
+			src.mu.Unlock()
+			if fetches != 1 {
+				t.Errorf("layer 1 fetched %d times, want once (the retry's)", fetches)
+			}
+			if corrupt {
+				if !errors.Is(err, source.ErrDigestMismatch) {
+					t.Fatalf("Pull: %v, want ErrDigestMismatch", err)
+				}
+				assertEmpty(t, st)
+				h, err := lockfile.TryLock(lockPath)
+				if err != nil {
+					t.Fatalf("the base layer's fetch lock after the pull: %v", err)
+				}
+				_ = h.Remove()
+				return
+			}
+			if err != nil {
+				t.Fatalf("Pull after the copy's source was deleted: %v", err)
+			}
+			if res.Fetched != 2 || res.Copied != 0 || res.Reused != 0 || res.Layers[0].How != HowFetched || res.Layers[0].Bytes <= 0 {
+				t.Errorf("result %+v: want both layers fetched (layer 0 by the first attempt)", res)
+			}
+			assertChain(t, st, res.ImageID, ids)
+		})
+	}
+}
+
+type progressFunc func(Event)
+
+func (f progressFunc) Event(e Event) { f(e) }
