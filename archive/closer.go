@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"sync"
 	"time"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -49,15 +48,6 @@ var closeWorkPool = sync.Pool{New: func() any { return &closeWork{files: make([]
 // closeTimes sets the times of a written file; tests replace it.
 var closeTimes = futimens
 
-// futimens is utimensat(2) on fd itself (a nil path).
-func futimens(fd int, ts *[2]unix.Timespec) error {
-	_, _, e := unix.Syscall6(unix.SYS_UTIMENSAT, uintptr(fd), 0, uintptr(unsafe.Pointer(ts)), 0, 0, 0)
-	if e != 0 {
-		return e
-	}
-	return nil
-}
-
 func newCloser() *closer {
 	c := &closer{ch: make(chan *closeWork, closeQueue), done: make(chan struct{})}
 	ch := c.ch
@@ -92,7 +82,7 @@ func (c *closer) closeOne(f closeFile) {
 			err = fmt.Errorf("setting times: %w", err)
 		}
 	}
-	if cerr := unix.Close(f.fd); err == nil && cerr != nil {
+	if cerr := rawClose(f.fd); err == nil && cerr != nil {
 		err = cerr
 	}
 	if err != nil {

@@ -139,7 +139,7 @@ func (u *unpacker) create(hdr *tar.Header, pfd int, base string) (fd int, linkIs
 	case tar.TypeDir:
 		return -1, false, unix.Mkdirat(pfd, base, perm)
 	case tar.TypeReg, tar.TypeRegA, tar.TypeCont:
-		fd, err := unix.Openat(pfd, base, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, perm)
+		fd, err := rawOpenat(pfd, base, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, perm)
 		return fd, false, err
 	case tar.TypeSymlink:
 		return -1, false, unix.Symlinkat(hdr.Linkname, pfd, base)

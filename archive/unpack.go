@@ -350,11 +350,8 @@ var errBorrow = errors.New("internal error: payload read not lent by the stream"
 
 func writeAll(fd int, b []byte) error {
 	for len(b) > 0 {
-		n, err := unix.Write(fd, b)
+		n, err := rawWrite(fd, b)
 		if err != nil {
-			if err == unix.EINTR {
-				continue
-			}
 			return err
 		}
 		b = b[n:]
