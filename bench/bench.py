@@ -520,7 +520,7 @@ class Runner:
 
 def main():
     ap = argparse.ArgumentParser(description="stowage speed benchmark (issue 4 item 5)")
-    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--quick", action="store_true", help="small sizes, 1 run: exercises the script")
     ap.add_argument("--fs", choices=["ext4", "xfs"], default="ext4")
     ap.add_argument("--no-reference", action="store_true")
