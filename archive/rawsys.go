@@ -1,6 +1,8 @@
 package archive
 
 import (
+	"io"
+	"os"
 	"runtime"
 	"syscall"
 	"unsafe"
@@ -20,8 +22,9 @@ import (
 // because each works on a regular file this process has just created with
 // O_EXCL in its own staging tree, so none waits for anything in this
 // process: at worst a call waits for the disk (journal, writeback
-// throttling), holding up only this P's other goroutines meanwhile. Never
-// use them for reads of the input, which may be a pipe.
+// throttling), holding up only this P's other goroutines meanwhile. The
+// input is read raw only when it is a regular file (rawFileReader): a pipe
+// may wait for a writer in this very process.
 
 // rawOpenat is openat(2) without the scheduler's blocking-call hooks.
 func rawOpenat(dirfd int, path string, flags int, mode uint32) (int, error) {
@@ -82,5 +85,48 @@ func futimens(fd int, ts *[2]unix.Timespec) error {
 			return e
 		}
 		return nil
+	}
+}
+
+// rawFileReader reads a regular file with raw read(2) calls (see above):
+// a read of a regular file waits at most for the disk, never for another
+// goroutine. Used for the layer input when it is a regular file, whose
+// 1 MiB reads otherwise keep sysmon polling.
+type rawFileReader struct {
+	f  *os.File
+	fd uintptr
+}
+
+// regularFileReader returns r read through raw calls when it is a regular
+// *os.File, else r.
+func regularFileReader(r io.Reader) io.Reader {
+	f, ok := r.(*os.File)
+	if !ok {
+		return r
+	}
+	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
+		return r
+	}
+	return rawFileReader{f: f, fd: f.Fd()}
+}
+
+func (r rawFileReader) Read(b []byte) (int, error) {
+	if len(b) == 0 {
+		return 0, nil
+	}
+	for {
+		n, _, e := syscall.RawSyscall(unix.SYS_READ, r.fd, uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
+		runtime.KeepAlive(b)
+		runtime.KeepAlive(r.f)
+		if e == unix.EINTR {
+			continue
+		}
+		if e != 0 {
+			return 0, &os.PathError{Op: "read", Path: r.f.Name(), Err: e}
+		}
+		if n == 0 {
+			return 0, io.EOF
+		}
+		return int(n), nil
 	}
 }

@@ -45,7 +45,7 @@ func Unpack(ctx context.Context, dest string, blob io.Reader, opts UnpackOptions
 
 	// Compressed side: read ahead, counting (and hashing unless trusted)
 	// every input byte, in a goroutine.
-	in := newPrefetcher(blob, opts.CompressedDigest == "")
+	in := newPrefetcher(regularFileReader(blob), opts.CompressedDigest == "")
 	defer in.stop()
 	raw := in
 	comp, err := peekCompression(raw)
