@@ -50,6 +50,7 @@ static int stw_inflate(struct inflate_state *s, uint8_t *in, uint32_t in_len,
 import "C"
 
 import (
+	"compress/gzip"
 	"errors"
 	"fmt"
 	"io"
@@ -67,7 +68,8 @@ const isalInBuf = 256 << 10
 // isalReader decompresses a gzip stream (one or more members, as
 // compress/gzip in multistream mode) with ISA-L's inflate, which takes
 // about 40 % of the CPU time of Go's fastest (klauspost's) on these
-// machines. Errors read like compress/gzip's.
+// machines. Errors are compress/gzip's (gzip.ErrHeader, gzip.ErrChecksum)
+// where it has one.
 type isalReader struct {
 	src     io.Reader
 	st      *C.struct_inflate_state
@@ -139,7 +141,7 @@ func (z *isalReader) nextMember(first bool) error {
 		return z.truncated()
 	}
 	if z.in[z.pos] != 0x1f || z.in[z.pos+1] != 0x8b {
-		return errors.New("gzip: invalid header")
+		return gzip.ErrHeader
 	}
 	if !first {
 		C.stw_inflate_reset(z.st)
@@ -202,9 +204,9 @@ func (z *isalReader) Read(p []byte) (int, error) {
 func isalError(r int) error {
 	switch r {
 	case C.ISAL_INCORRECT_CHECKSUM:
-		return errors.New("gzip: invalid checksum")
+		return gzip.ErrChecksum
 	case C.ISAL_INVALID_WRAPPER, C.ISAL_UNSUPPORTED_METHOD:
-		return errors.New("gzip: invalid header")
+		return gzip.ErrHeader
 	}
 	return fmt.Errorf("gzip: corrupt deflate data (ISA-L error %d)", r)
 }
